@@ -1,0 +1,47 @@
+# profiled — the front door. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+FUZZTIME ?= 15s
+
+.PHONY: help build run test test-short test-go fuzz lint bench services-up clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+build: ## build bin/profiled and bin/profilectl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/profiled ./cmd/profiled
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/profilectl ./cmd/profilectl
+
+run: ## zero set-up quick start: embedded Kafka and Redis, sample events, profiles printed
+	PROFILED_EMBEDDED=true PROFILED_LOG_FORMAT=$${PROFILED_LOG_FORMAT:-console} \
+	PROFILED_EMBEDDED_SAMPLE=$${PROFILED_EMBEDDED_SAMPLE:-testdata/sample-events.jsonl} \
+	PROFILED_DEFAULT_PHONE_REGION=$${PROFILED_DEFAULT_PHONE_REGION:-IN} \
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/profiled
+
+test: ## every test with -race against real Kafka and Redis (started here unless given), plus bounded fuzzing
+	deploy/testenv.sh $(MAKE) --no-print-directory test-go fuzz
+
+test-go:
+	$(GO) build -o bin/profiled ./cmd/profiled
+	PROFILED_TEST_BINARY=$(CURDIR)/bin/profiled $(GO) test -race -count=1 -timeout 30m ./...
+
+test-short: ## unit tests only: no services needed
+	$(GO) test -race -short -count=1 ./...
+
+fuzz: ## run each fuzz target for FUZZTIME
+	$(GO) test ./profile -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./profile -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME)
+
+lint: ## gofmt, go vet, staticcheck
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+services-up: ## start real Kafka and Redis and open a shell with PROFILED_TEST_* set
+	deploy/testenv.sh bash
+
+clean:
+	rm -rf bin

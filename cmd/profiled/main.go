@@ -1,0 +1,237 @@
+// Command profiled turns a stream of user events from Kafka into user
+// profiles in Redis. See the README for the contract and configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/profiled/profiled/consumer"
+	"github.com/profiled/profiled/profile"
+	"github.com/profiled/profiled/sink"
+)
+
+// Set by -ldflags "-X main.version=... -X main.revision=...".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profiled:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(c *config, out io.Writer) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(c.LogLevel)
+	var w io.Writer = out
+	if c.LogFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "profiled").Logger()
+}
+
+func newRedis(c *config) (redis.UniversalClient, error) {
+	switch {
+	case len(c.RedisClusterAddrs) > 0:
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: c.RedisClusterAddrs, Username: c.RedisUsername, Password: c.RedisPassword,
+			ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout,
+		}), nil
+	case len(c.RedisSentinelAddrs) > 0:
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: c.RedisSentinelMaster, SentinelAddrs: c.RedisSentinelAddrs,
+			Username: c.RedisUsername, Password: c.RedisPassword,
+			ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout,
+		}), nil
+	default:
+		opts, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envName("redis-url"), err)
+		}
+		opts.ReadTimeout, opts.WriteTimeout = c.RedisTimeout, c.RedisTimeout
+		return redis.NewClient(opts), nil
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stdout)
+
+	var emb *embedded
+	if cfg.Embedded {
+		emb, err = startEmbedded(ctx, cfg, log)
+		if err != nil {
+			return fmt.Errorf("embedded: %w", err)
+		}
+		defer emb.Close()
+	}
+	eff := cfg.redacted(getenv, args)
+	ev := log.Info().Str("version", version).Str("revision", revision)
+	for _, k := range sortedKeys(eff) {
+		ev = ev.Str(k, eff[k])
+	}
+	ev.Msg("starting with this configuration")
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "profiled_build_info", Help: "Build information; the value is always 1.",
+	}, []string{"version", "revision", "goversion"})
+	buildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
+	reg.MustRegister(buildInfo)
+
+	pcfg := profile.DefaultConfig()
+	pcfg.LaunchEvents = cfg.LaunchEvents
+	pcfg.JunkIDs = cfg.JunkIDs
+	pcfg.MaxEventBytes = cfg.MaxEventBytes
+	pcfg.MaxClockSkew = cfg.MaxClockSkew
+	pcfg.DefaultPhoneRegion = cfg.DefaultPhoneRegion
+	dec, err := profile.NewDecoder(pcfg)
+	if err != nil {
+		return err
+	}
+
+	rdb, err := newRedis(cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store := sink.New(rdb, sink.Config{KeyPrefix: cfg.RedisKeyPrefix, DedupeWindow: cfg.DedupeWindow})
+
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return err
+	}
+	drain := cfg.ShutdownTimeout - 2*time.Second
+	if drain < time.Second {
+		drain = cfg.ShutdownTimeout / 2
+	}
+	cons, err := consumer.New(consumer.Config{
+		Conn: consumer.Conn{
+			Brokers: cfg.KafkaBrokers, SASLMechanism: cfg.KafkaSASLMechanism,
+			SASLUsername: cfg.KafkaSASLUsername, SASLPassword: cfg.KafkaSASLPassword, TLS: tlsCfg,
+		},
+		Topics: cfg.KafkaTopics, Group: cfg.KafkaGroup, StartOffset: cfg.KafkaStartOffset,
+		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchTime: cfg.BatchTime,
+		SessionTimeout: cfg.KafkaSessionTimeout, DrainTimeout: drain,
+	}, log, reg, dec, store)
+	if err != nil {
+		return err
+	}
+
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = cons.Prepare(pctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	// A Redis that is down at start is waited for like one that goes down
+	// later; only a script that cannot load (a broken server) stops here.
+	if err := store.Load(ctx); err != nil {
+		log.Warn().Err(err).Msg("could not load the profile script yet; will retry with each batch")
+	}
+
+	srv, ln, err := serveHTTP(cfg, reg, cons, log)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /livez and /readyz")
+
+	if emb != nil {
+		go emb.feedAndReport(ctx, cfg, rdb, stdout)
+	}
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- cons.Run(ctx) }()
+
+	select {
+	case err = <-runErr:
+	case <-ctx.Done():
+		log.Info().Dur("grace", cfg.ShutdownTimeout).Msg("stopping: finishing the work in flight")
+		select {
+		case err = <-runErr:
+		case <-time.After(cfg.ShutdownTimeout):
+			err = fmt.Errorf("shutdown: work in flight not finished within %s; it will be delivered again", cfg.ShutdownTimeout)
+		}
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+	_ = srv.Shutdown(sctx)
+	scancel()
+	if err != nil {
+		log.Error().Err(err).Msg("stopped")
+		return err
+	}
+	log.Info().Msg("stopped cleanly")
+	return nil
+}
+
+func serveHTTP(cfg *config, reg *prometheus.Registry, cons *consumer.Consumer, log zerolog.Logger) (*http.Server, net.Listener, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
+		if !cons.Alive(60 * time.Second) {
+			http.Error(w, "consumer loop stalled", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := cons.Ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", envName("http-addr"), err)
+	}
+	_ = log
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+var _ = strings.TrimSpace

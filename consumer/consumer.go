@@ -1,0 +1,499 @@
+// Package consumer reads the input topics as one Kafka consumer group with
+// segmentio/kafka-go, folds each batch of records into per-profile updates,
+// writes them through a Store, dead-letters the records the decoder rejects,
+// and commits the offsets of what is done.
+//
+// It uses kafka-go's ConsumerGroup/Generation API rather than a Reader with
+// a GroupID: a generation exposes its assignments and its commits are bound
+// to it, so a batch fetched in one generation is never committed in another
+// (kafka-go issue #1308 describes the stale-commit hazard of the Reader),
+// and every partition reader stops before the next generation is joined.
+//
+// Guarantees, per partition: records are applied in offset order, one batch
+// at a time; an offset is committed only after every earlier record was
+// applied to the Store or acknowledged by the dead-letter topic; while the
+// Store fails the batch is retried with capped exponential back-off and
+// jitter and nothing more is taken from the readers, so memory stays bounded.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/profiled/profiled/profile"
+	"github.com/profiled/profiled/sink"
+)
+
+// Store is where updates go: the Redis sink in production.
+type Store interface {
+	// Apply writes all updates or returns an error; it may be called again
+	// with the same updates, which must be harmless.
+	Apply(ctx context.Context, updates []*profile.Update) (sink.Result, error)
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+}
+
+// Start offsets of a group without committed offsets.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+// Config configures the consumer. Zero durations and sizes take defaults.
+type Config struct {
+	Conn        Conn
+	Topics      []string
+	Group       string
+	StartOffset string // earliest (default) or latest
+	DLQTopic    string
+
+	BatchSize int           // records per batch; default 1000
+	BatchTime time.Duration // longest wait to fill a batch; default 100ms
+
+	// DrainTimeout bounds the work on a batch in hand once the generation
+	// ends (rebalance or shutdown); default 10s.
+	DrainTimeout time.Duration
+
+	SessionTimeout    time.Duration // default 10s
+	RebalanceTimeout  time.Duration // default 30s
+	HeartbeatInterval time.Duration // default 1s
+
+	RetryMin time.Duration // first back-off; default 100ms
+	RetryMax time.Duration // back-off cap; default 5s
+}
+
+func (c *Config) setDefaults() {
+	if c.StartOffset == "" {
+		c.StartOffset = StartEarliest
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchTime == 0 {
+		c.BatchTime = 100 * time.Millisecond
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 30 * time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 5 * time.Second
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if err := c.Conn.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case len(c.Topics) == 0:
+		return errors.New("topics: at least one required")
+	case c.Group == "":
+		return errors.New("group: required")
+	case c.StartOffset != StartEarliest && c.StartOffset != StartLatest:
+		return fmt.Errorf("start offset: %q: want earliest or latest", c.StartOffset)
+	case c.DLQTopic == "":
+		return errors.New("dlq topic: required")
+	case c.BatchSize < 1 || c.BatchSize > 100000:
+		return errors.New("batch size: want 1..100000")
+	case c.BatchTime <= 0:
+		return errors.New("batch time: must be positive")
+	case c.RetryMax < c.RetryMin:
+		return errors.New("retry max: must not be below retry min")
+	}
+	for _, t := range c.Topics {
+		if t == c.DLQTopic {
+			return fmt.Errorf("dlq topic: %q is also an input topic", t)
+		}
+	}
+	return nil
+}
+
+// Consumer runs the consumer group.
+type Consumer struct {
+	cfg   Config
+	log   zerolog.Logger
+	m     *Metrics
+	dec   *profile.Decoder
+	store Store
+	dlq   *kafka.Writer
+	now   func() time.Time
+
+	mu      sync.Mutex
+	sources map[string]string // topic -> stable id of the topic's incarnation
+
+	joined      atomic.Bool
+	sinkFailing atomic.Bool
+	alive       atomic.Int64 // unix nanos of the loop's last sign of life
+	unfinished  atomic.Bool  // the last drain could not finish its batch
+}
+
+// New validates cfg and returns a Consumer. It does not contact Kafka.
+func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile.Decoder, store Store) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	transport, err := cfg.Conn.Transport()
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, now: time.Now,
+		sources: map[string]string{},
+		dlq: &kafka.Writer{
+			Addr:         kafka.TCP(cfg.Conn.Brokers...),
+			Topic:        cfg.DLQTopic,
+			Balancer:     &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll,
+			MaxAttempts:  1, // retried by the consumer, which knows what is at stake
+			BatchSize:    1000,
+			BatchBytes:   64 << 20,
+			BatchTimeout: time.Millisecond,
+			WriteTimeout: 10 * time.Second,
+			Transport:    transport,
+		},
+	}
+	c.alive.Store(time.Now().UnixNano())
+	return c, nil
+}
+
+// Prepare checks that the input topics exist, creates the dead-letter topic
+// when it is missing, and learns the topics' IDs. Call it before Run.
+func (c *Consumer) Prepare(ctx context.Context) error {
+	infos, err := c.cfg.Conn.DescribeTopics(ctx, c.cfg.Topics)
+	if err != nil {
+		return fmt.Errorf("input topics: %w", err)
+	}
+	c.setSources(infos)
+	if _, err := c.cfg.Conn.DescribeTopics(ctx, []string{c.cfg.DLQTopic}); err != nil {
+		if !errors.Is(err, ErrUnknownTopic) {
+			return fmt.Errorf("dead-letter topic: %w", err)
+		}
+		if err := c.cfg.Conn.CreateTopic(ctx, c.cfg.DLQTopic, 1); err != nil {
+			return fmt.Errorf("dead-letter topic: %w", err)
+		}
+		c.log.Info().Str("topic", c.cfg.DLQTopic).Msg("created the dead-letter topic")
+	}
+	return nil
+}
+
+// setSources records each topic's incarnation id. Offsets restart at 0 when
+// a topic is recreated or the cluster changes; the topic ID changes with
+// them, so offset watermarks keyed by it never mistake new records for old.
+func (c *Consumer) setSources(infos map[string]TopicInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, info := range infos {
+		id := info.ID
+		if id == "" {
+			id = "name:" + name
+		}
+		if old, ok := c.sources[name]; ok && old != id {
+			c.log.Warn().Str("topic", name).Msg("topic was recreated: its offsets start a new log")
+		}
+		c.sources[name] = id
+	}
+}
+
+func (c *Consumer) source(topic string, partition int) string {
+	c.mu.Lock()
+	id := c.sources[topic]
+	c.mu.Unlock()
+	return id + ":" + strconv.Itoa(partition)
+}
+
+// Alive reports whether the consumer loop showed a sign of life recently.
+func (c *Consumer) Alive(within time.Duration) bool {
+	return time.Since(time.Unix(0, c.alive.Load())) < within
+}
+
+// Ready reports why the consumer is not ready, or nil: it must have joined
+// the group, its last write must have succeeded, and Kafka and the store
+// must answer.
+func (c *Consumer) Ready(ctx context.Context) error {
+	if !c.joined.Load() {
+		return errors.New("not a member of the consumer group")
+	}
+	if c.sinkFailing.Load() {
+		return errors.New("redis writes are failing")
+	}
+	if err := c.store.Ping(ctx); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	if err := c.cfg.Conn.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+func (c *Consumer) touch() { c.alive.Store(time.Now().UnixNano()) }
+
+// Run consumes until ctx is cancelled, then finishes and commits the batch
+// in hand (bounded by DrainTimeout), leaves the group and returns. It
+// returns an error when that last batch could not be finished.
+func (c *Consumer) Run(ctx context.Context) error {
+	dialer, err := c.cfg.Conn.Dialer()
+	if err != nil {
+		return err
+	}
+	start := kafka.FirstOffset
+	if c.cfg.StartOffset == StartLatest {
+		start = kafka.LastOffset
+	}
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    c.cfg.Group,
+		Brokers:               c.cfg.Conn.Brokers,
+		Dialer:                dialer,
+		Topics:                c.cfg.Topics,
+		StartOffset:           start,
+		SessionTimeout:        c.cfg.SessionTimeout,
+		RebalanceTimeout:      c.cfg.RebalanceTimeout,
+		HeartbeatInterval:     c.cfg.HeartbeatInterval,
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true,
+		ErrorLogger:           kafkaLogger{c.log},
+	})
+	if err != nil {
+		return fmt.Errorf("consumer group: %w", err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		// Closing the group ends the generation; kafka-go waits for every
+		// function started on it, so the batch in hand is committed on the
+		// generation's connection before the member leaves.
+		_ = cg.Close()
+		close(closed)
+	}()
+	defer func() { <-closed }()
+	defer c.dlq.Close()
+
+	for {
+		c.touch()
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				break
+			}
+			c.log.Warn().Err(err).Msg("joining the consumer group failed; retrying")
+			continue
+		}
+		c.runGeneration(ctx, gen)
+	}
+	<-closed
+	c.dlq.Close()
+	if c.unfinished.Load() {
+		return errors.New("shutdown: the batch in hand could not be finished; it will be delivered again")
+	}
+	return nil
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
+	c.m.rebalances.Inc()
+	c.m.consumerLag.Reset()
+	c.m.stoppedParts.Set(0)
+	n := 0
+	for _, parts := range gen.Assignments {
+		n += len(parts)
+	}
+	c.m.assigned.Set(float64(n))
+	c.log.Info().Int32("generation", gen.ID).Int("partitions", n).Msg("joined the consumer group")
+
+	// A topic recreated since the last generation has a new ID.
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if infos, err := c.cfg.Conn.DescribeTopics(mctx, c.cfg.Topics); err == nil {
+		c.setSources(infos)
+	} else {
+		c.log.Warn().Err(err).Msg("could not refresh topic ids; keeping the known ones")
+	}
+	cancel()
+
+	c.joined.Store(true)
+	defer c.joined.Store(false)
+
+	in := make(chan kafka.Message, c.cfg.BatchSize)
+	for topic, parts := range gen.Assignments {
+		for _, pa := range parts {
+			gen.Start(func(gctx context.Context) { c.fetch(gctx, topic, pa, in) })
+		}
+	}
+	done := make(chan struct{})
+	gen.Start(func(gctx context.Context) {
+		defer close(done)
+		c.process(gctx, gen, in)
+	})
+	<-done
+}
+
+// fetch reads one partition from its assigned offset into in, until the
+// generation ends.
+func (c *Consumer) fetch(gctx context.Context, topic string, pa kafka.PartitionAssignment, in chan<- kafka.Message) {
+	dialer, _ := c.cfg.Conn.Dialer()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.cfg.Conn.Brokers,
+		Topic:          topic,
+		Partition:      pa.ID,
+		Dialer:         dialer,
+		MinBytes:       1,
+		MaxBytes:       4 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  c.cfg.BatchSize,
+		IsolationLevel: kafka.ReadCommitted,
+		ErrorLogger:    kafkaLogger{c.log},
+	})
+	defer r.Close()
+	if err := r.SetOffset(pa.Offset); err != nil {
+		c.log.Error().Err(err).Str("topic", topic).Int("partition", pa.ID).Msg("set offset")
+		return
+	}
+	for attempt := 0; ; {
+		m, err := r.FetchMessage(gctx)
+		if err != nil {
+			if gctx.Err() != nil {
+				return
+			}
+			c.log.Warn().Err(err).Str("topic", topic).Int("partition", pa.ID).Msg("fetch failed; retrying")
+			if !sleep(gctx, c.backoff(attempt)) {
+				return
+			}
+			attempt++
+			continue
+		}
+		attempt = 0
+		select {
+		case in <- m:
+		case <-gctx.Done():
+			return
+		}
+	}
+}
+
+// process batches records and hands each batch to flush, one at a time.
+func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-chan kafka.Message) {
+	// rctx bounds retries: unlimited while the generation lives, then
+	// DrainTimeout more to finish the batch in hand.
+	rctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-gctx.Done():
+		case <-rctx.Done():
+			return
+		}
+		t := time.NewTimer(c.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-rctx.Done():
+		}
+	}()
+
+	st := &genState{stopped: map[topicPartition]bool{}}
+	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	flush := func() bool {
+		timer.Stop()
+		if len(batch) == 0 {
+			return true
+		}
+		err := c.flush(rctx, gen, st, batch)
+		batch = batch[:0]
+		if err != nil {
+			if gctx.Err() != nil {
+				c.unfinished.Store(true)
+			}
+			c.log.Warn().Err(err).Int32("generation", gen.ID).Msg("batch not committed; its records will be delivered again")
+			return false
+		}
+		c.unfinished.Store(false)
+		return true
+	}
+	for {
+		select {
+		case m := <-in:
+			if st.stopped[topicPartition{m.Topic, m.Partition}] {
+				continue
+			}
+			batch = append(batch, m)
+			if len(batch) == 1 {
+				timer.Reset(c.cfg.BatchTime)
+			}
+			if len(batch) >= c.cfg.BatchSize && !flush() {
+				return
+			}
+		case <-timer.C:
+			if !flush() {
+				return
+			}
+		case <-tick.C:
+			c.touch()
+		case <-gctx.Done():
+			flush()
+			return
+		}
+	}
+}
+
+type genState struct {
+	stopped map[topicPartition]bool
+}
+
+// backoff returns the capped exponential back-off with full jitter.
+func (c *Consumer) backoff(attempt int) time.Duration {
+	d := c.cfg.RetryMin << min(attempt, 20)
+	if d > c.cfg.RetryMax || d <= 0 {
+		d = c.cfg.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// kafkaLogger routes kafka-go's error log to zerolog at debug level: kafka-go
+// logs every transient error, which the consumer reports itself.
+type kafkaLogger struct{ log zerolog.Logger }
+
+func (l kafkaLogger) Printf(format string, args ...any) {
+	l.log.Debug().Str("component", "kafka-go").Msg(fmt.Sprintf(format, args...))
+}

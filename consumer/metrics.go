@@ -1,0 +1,116 @@
+package consumer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/profiled/profiled/profile"
+)
+
+// Metrics are the consumer's Prometheus series. No label carries a user id
+// or another unbounded value: topics and partitions are bounded by the
+// deployment.
+type Metrics struct {
+	consumed      *prometheus.CounterVec
+	applied       *prometheus.CounterVec
+	skipped       *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	fieldsDropped *prometheus.CounterVec
+	duplicates    *prometheus.CounterVec
+	created       prometheus.Counter
+	batchSize     prometheus.Histogram
+	redisLatency  prometheus.Histogram
+	eventLag      prometheus.Histogram
+	consumerLag   *prometheus.GaugeVec
+	commitErrors  prometheus.Counter
+	redisErrors   prometheus.Counter
+	dlqErrors     *prometheus.CounterVec
+	stoppedParts  prometheus.Gauge
+	lastProcessed prometheus.Gauge
+	assigned      prometheus.Gauge
+	rebalances    prometheus.Counter
+}
+
+// NewMetrics registers the consumer's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_records_consumed_total", Help: "Kafka records fetched and processed, by topic.",
+		}, []string{"topic"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_events_applied_total", Help: "Events applied to profiles in Redis, by kind.",
+		}, []string{"kind"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_records_skipped_total", Help: "Records consumed with no effect, by reason.",
+		}, []string{"reason"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_records_dead_lettered_total", Help: "Records written to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		fieldsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_fields_dropped_total", Help: "Event fields dropped because they failed their rule, by field and reason.",
+		}, []string{"field", "reason"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_duplicates_ignored_total", Help: "Launches and visits not counted again: same messageId within the dedupe window, or a record Kafka delivered again.",
+		}, []string{"reason"}),
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_profiles_created_total", Help: "Profiles created.",
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "profiled_batch_size_records", Help: "Records per processed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		redisLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "profiled_redis_write_duration_seconds", Help: "Time to write one batch to Redis (one pipeline), including retries of NOSCRIPT.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		eventLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "profiled_event_time_lag_seconds", Help: "Wall-clock time at apply minus event time.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21600, 86400},
+		}),
+		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "profiled_consumer_lag_records", Help: "Records between the committed offset and the high watermark, per assigned partition.",
+		}, []string{"topic", "partition"}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_commit_errors_total", Help: "Offset commits that failed.",
+		}),
+		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_redis_errors_total", Help: "Redis batch writes that failed and were retried.",
+		}),
+		dlqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_dlq_errors_total", Help: "Dead-letter writes that failed, by kind (temporary: retried; permanent: the partition stopped).",
+		}, []string{"kind"}),
+		stoppedParts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "profiled_partitions_stopped", Help: "Assigned partitions stopped by a dead-letter write that failed for good.",
+		}),
+		lastProcessed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "profiled_last_processed_timestamp_seconds", Help: "Unix time the last batch was written and committed.",
+		}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "profiled_assigned_partitions", Help: "Partitions assigned to this instance.",
+		}),
+		rebalances: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_generations_total", Help: "Consumer group generations joined.",
+		}),
+	}
+	reg.MustRegister(m.consumed, m.applied, m.skipped, m.deadLettered, m.fieldsDropped, m.duplicates,
+		m.created, m.batchSize, m.redisLatency, m.eventLag, m.consumerLag, m.commitErrors, m.redisErrors,
+		m.dlqErrors, m.stoppedParts, m.lastProcessed, m.assigned, m.rebalances)
+	for _, k := range profile.Kinds {
+		m.applied.WithLabelValues(k.String())
+	}
+	for _, r := range profile.SkipReasons {
+		m.skipped.WithLabelValues(r)
+	}
+	for _, r := range profile.RejectReasons {
+		m.deadLettered.WithLabelValues(r)
+	}
+	for _, f := range profile.DropFields {
+		for _, r := range profile.DropReasons {
+			m.fieldsDropped.WithLabelValues(f, r)
+		}
+	}
+	m.duplicates.WithLabelValues("message_id")
+	m.duplicates.WithLabelValues("redelivered")
+	m.dlqErrors.WithLabelValues("temporary")
+	m.dlqErrors.WithLabelValues("permanent")
+	return m
+}

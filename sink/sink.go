@@ -1,0 +1,173 @@
+// Package sink writes folded profile updates to Redis. Each update is one
+// atomic Lua script call (EVALSHA) that applies the merge rules server-side,
+// so a reader never sees half an event and any number of writers, in any
+// order, converge on the same profile.
+package sink
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/profiled/profiled/profile"
+)
+
+//go:embed apply.lua
+var applySource string
+
+// Config configures the Redis sink.
+type Config struct {
+	// KeyPrefix is prepended to every key; empty by default.
+	KeyPrefix string
+	// DedupeWindow is how long a messageId is remembered per profile;
+	// 0 turns messageId deduplication off.
+	DedupeWindow time.Duration
+}
+
+// Sink applies updates to Redis.
+type Sink struct {
+	client redis.UniversalClient
+	cfg    Config
+	script *redis.Script
+	now    func() time.Time
+}
+
+// New returns a Sink writing through client.
+func New(client redis.UniversalClient, cfg Config) *Sink {
+	return &Sink{client: client, cfg: cfg, script: redis.NewScript(applySource), now: time.Now}
+}
+
+// Result sums what one Apply did.
+type Result struct {
+	Created        int
+	Launches       int
+	Visits         int
+	DupMessageID   int
+	DupRedelivered int
+}
+
+// Key returns the Redis key of a profile's hash.
+func Key(prefix, id string) string { return prefix + "profile:{" + id + "}" }
+
+func (s *Sink) keys(id string) []string {
+	k := Key(s.cfg.KeyPrefix, id)
+	return []string{k, k + ":m", k + ":d"}
+}
+
+// Ping checks that Redis answers.
+func (s *Sink) Ping(ctx context.Context) error { return s.client.Ping(ctx).Err() }
+
+// Load loads the script into every server (all masters of a cluster).
+func (s *Sink) Load(ctx context.Context) error {
+	return s.script.Load(ctx, s.client).Err()
+}
+
+// Apply writes every update in one pipeline, one script call per profile.
+// It returns only when every update was applied, or with the first error;
+// the caller retries the whole slice, which is safe: the script ignores
+// what it applied before (offset watermarks) and field merges are idempotent.
+func (s *Sink) Apply(ctx context.Context, updates []*profile.Update) (Result, error) {
+	var res Result
+	if len(updates) == 0 {
+		return res, nil
+	}
+	now := s.now()
+	pending := make([]int, len(updates))
+	args := make([][]any, len(updates))
+	for i, u := range updates {
+		pending[i] = i
+		args[i] = s.argv(u, now)
+	}
+	for attempt := 0; ; attempt++ {
+		cmds := make([]*redis.Cmd, len(pending))
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, idx := range pending {
+				cmds[j] = s.script.EvalSha(ctx, p, s.keys(updates[idx].ProfileID), args[idx]...)
+			}
+			return nil
+		})
+		if err != nil && !isNoScript(err) {
+			return res, err
+		}
+		var retry []int
+		for j, cmd := range cmds {
+			if cerr := cmd.Err(); cerr != nil {
+				if isNoScript(cerr) {
+					retry = append(retry, pending[j])
+					continue
+				}
+				return res, fmt.Errorf("profile script: %w", cerr)
+			}
+			vals, err := cmd.Int64Slice()
+			if err != nil || len(vals) != 5 {
+				return res, fmt.Errorf("profile script: unexpected reply %v", cmd.Val())
+			}
+			res.Created += int(vals[0])
+			res.Launches += int(vals[1])
+			res.Visits += int(vals[2])
+			res.DupMessageID += int(vals[3])
+			res.DupRedelivered += int(vals[4])
+		}
+		if len(retry) == 0 {
+			return res, nil
+		}
+		// NOSCRIPT: the server restarted or failed over and lost its
+		// script cache; nothing of those calls ran, so load and rerun them.
+		if attempt >= 2 {
+			return res, errors.New("profile script: NOSCRIPT persists after reloading")
+		}
+		if err := s.Load(ctx); err != nil {
+			return res, fmt.Errorf("load script: %w", err)
+		}
+		pending = retry
+	}
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// argv builds the script arguments of one update (see apply.lua).
+func (s *Sink) argv(u *profile.Update, now time.Time) []any {
+	names := u.FieldNames()
+	args := make([]any, 0, 12+3*len(names)+4*len(u.Counts))
+	nowMs := now.UnixMilli()
+	args = append(args,
+		strconv.FormatInt(nowMs, 10), profile.FormatTime(nowMs),
+		strconv.FormatInt(s.cfg.DedupeWindow.Milliseconds(), 10), strconv.Itoa(profile.MaxTraits),
+		strconv.Itoa(len(names)))
+	for _, n := range names {
+		f := u.Fields[n]
+		args = append(args, n, f.Value, strconv.FormatInt(f.Time, 10))
+	}
+	if u.First.IsZero() {
+		args = append(args, "0", "", "", "0", "", "")
+	} else {
+		args = append(args,
+			strconv.FormatInt(u.First.Time, 10), profile.FormatTime(u.First.Time), u.First.Channel,
+			strconv.FormatInt(u.Last.Time, 10), profile.FormatTime(u.Last.Time), u.Last.Channel)
+	}
+	counts := u.Counts
+	sort.SliceStable(counts, func(i, j int) bool {
+		if counts[i].Source != counts[j].Source {
+			return counts[i].Source < counts[j].Source
+		}
+		return counts[i].Offset < counts[j].Offset
+	})
+	args = append(args, strconv.Itoa(len(counts)))
+	for _, c := range counts {
+		ch := "w"
+		if c.Kind == profile.KindAppLaunch {
+			ch = "a"
+		}
+		args = append(args, ch, c.Source, strconv.FormatInt(c.Offset, 10), c.MessageID)
+	}
+	return args
+}
