@@ -137,6 +137,9 @@ func (c *Consumer) flush(ctx context.Context, gen *kafka.Generation, st *genStat
 	for tp, stop := range stopAt {
 		add(tp, stop) // everything before the record that could not be dead-lettered
 	}
+	if c.cfg.BeforeCommit != nil {
+		c.cfg.BeforeCommit()
+	}
 	if err := c.commit(ctx, gen, offsets); err != nil {
 		return err
 	}

@@ -70,6 +70,11 @@ type Config struct {
 
 	RetryMin time.Duration // first back-off; default 100ms
 	RetryMax time.Duration // back-off cap; default 5s
+
+	// BeforeCommit, when set, runs after a batch is written and before its
+	// offsets are committed. Fault-injection tests use it to crash the
+	// process in exactly that window; production leaves it nil.
+	BeforeCommit func()
 }
 
 func (c *Config) setDefaults() {

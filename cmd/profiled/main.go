@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Topics: cfg.KafkaTopics, Group: cfg.KafkaGroup, StartOffset: cfg.KafkaStartOffset,
 		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchTime: cfg.BatchTime,
 		SessionTimeout: cfg.KafkaSessionTimeout, DrainTimeout: drain,
+		BeforeCommit: stallBeforeCommit(getenv("PROFILED_TEST_STALL_BEFORE_COMMIT")),
 	}, log, reg, dec, store)
 	if err != nil {
 		return err
@@ -234,4 +235,16 @@ func serveHTTP(cfg *config, reg *prometheus.Registry, cons *consumer.Consumer, l
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
 }
 
-var _ = strings.TrimSpace
+// stallBeforeCommit is a fault-injection hook for the crash tests: when
+// path is set, the first batch that reaches its commit creates the file at
+// path and blocks forever, so a test can kill -9 the process after Redis was
+// written and before the offsets were committed.
+func stallBeforeCommit(path string) func() {
+	if strings.TrimSpace(path) == "" {
+		return nil
+	}
+	return func() {
+		_ = os.WriteFile(path, []byte("stalled before commit\n"), 0o600)
+		select {}
+	}
+}

@@ -1,0 +1,135 @@
+// Command profilectl is profiled's command-line tool: it produces events to
+// Kafka the way pipelines key them, and reads profiles from Redis.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/profiled/profiled/feed"
+	"github.com/profiled/profiled/sink"
+)
+
+const usage = `Usage:
+  profilectl produce [--brokers B] [--topic T] [FILE]   JSON lines from FILE or stdin to a topic,
+                                                      keyed by userId, else anonymousId
+  profilectl get [--redis-url U] [--prefix P] ID        print the stored profile of ID
+                                                      (a user id, or anon:<anonymous id>)
+
+Settings default to PROFILED_KAFKA_BROKERS, PROFILED_KAFKA_TOPICS (first topic),
+PROFILED_REDIS_URL and PROFILED_REDIS_KEY_PREFIX.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
+	stop()
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "profilectl:", err)
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "profilectl:", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// errNotFound is returned by get for an unknown profile id.
+var errNotFound = errors.New("profile not found")
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"a command is required"}
+	}
+	switch args[0] {
+	case "produce":
+		fs := flag.NewFlagSet("produce", flag.ContinueOnError)
+		brokers := fs.String("brokers", getenv("PROFILED_KAFKA_BROKERS"), "Kafka brokers, comma-separated")
+		topic := fs.String("topic", orDefault(strings.Split(getenv("PROFILED_KAFKA_TOPICS"), ",")[0], "events"), "topic")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *brokers == "" {
+			return usageError{"--brokers or PROFILED_KAFKA_BROKERS is required"}
+		}
+		in := stdin
+		if fs.NArg() > 0 && fs.Arg(0) != "-" {
+			f, err := os.Open(fs.Arg(0))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in = f
+		}
+		w := feed.NewWriter(strings.Split(*brokers, ","), *topic, nil)
+		n, err := feed.Lines(ctx, w, in)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		fmt.Fprintf(stdout, "produced %d records to %s\n", n, *topic)
+		return err
+	case "get":
+		fs := flag.NewFlagSet("get", flag.ContinueOnError)
+		url := fs.String("redis-url", orDefault(getenv("PROFILED_REDIS_URL"), "redis://127.0.0.1:6379/0"), "Redis URL")
+		prefix := fs.String("prefix", getenv("PROFILED_REDIS_KEY_PREFIX"), "key prefix")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usageError{"get takes exactly one profile id"}
+		}
+		opts, err := redis.ParseURL(*url)
+		if err != nil {
+			return fmt.Errorf("redis url: %w", err)
+		}
+		rdb := redis.NewClient(opts)
+		defer rdb.Close()
+		key := sink.Key(*prefix, fs.Arg(0))
+		h, err := rdb.HGetAll(ctx, key).Result()
+		if err != nil {
+			return err
+		}
+		if len(h) == 0 {
+			return fmt.Errorf("%w: %s", errNotFound, key)
+		}
+		names := make([]string, 0, len(h))
+		for k := range h {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		fmt.Fprintln(stdout, key)
+		for _, k := range names {
+			fmt.Fprintf(stdout, "  %-20s %s\n", k, h[k])
+		}
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
