@@ -368,7 +368,7 @@ func normTimezone(raw json.RawMessage) (string, string) {
 	if _, ok := validZones.Load(s); ok {
 		return s, ""
 	}
-	if s == "Local" || len(s) > 64 || strings.Contains(s, "..") || strings.HasPrefix(s, "/") {
+	if s == "Local" || len(s) > 64 || strings.Contains(s, "..") || strings.HasPrefix(s, "/") || !ianaName(s) {
 		return "", DropInvalid
 	}
 	if _, err := time.LoadLocation(s); err != nil {
@@ -376,6 +376,19 @@ func normTimezone(raw json.RawMessage) (string, string) {
 	}
 	validZones.Store(s, struct{}{})
 	return s, ""
+}
+
+// ianaName rejects the names that a system zoneinfo directory holds beside
+// the IANA zones, which time.LoadLocation would accept on some machines only:
+// "localtime" (the machine's zone, like Local), "posixrules", and the
+// "posix/" and "right/" copies of the database.
+func ianaName(s string) bool {
+	first, _, _ := strings.Cut(s, "/")
+	switch first {
+	case "localtime", "posixrules", "posix", "right":
+		return false
+	}
+	return true
 }
 
 // normScalar renders a custom trait value: strings as sent, numbers in
