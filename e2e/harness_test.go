@@ -113,8 +113,17 @@ func (e *env) produce(t *testing.T, topic string, values [][]byte) {
 	defer cancel()
 	for len(msgs) > 0 {
 		n := min(len(msgs), 1000)
-		if err := w.WriteMessages(ctx, msgs[:n]...); err != nil {
-			t.Fatal(err)
+		// a new topic's leaders take a moment to reach every broker's
+		// metadata: retry what the broker calls temporary, within ctx
+		for {
+			err := w.WriteMessages(ctx, msgs[:n]...)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		msgs = msgs[n:]
 	}
