@@ -32,12 +32,10 @@ func workload(seed uint64, n, users int) ([][]byte, map[string]counts) {
 		}
 		u := rng.IntN(users)
 		ev := map[string]any{"messageId": fmt.Sprintf("msg-%d-%d", seed, i)}
-		id := fmt.Sprintf("user-%d", u)
 		if u%5 == 0 {
 			ev["anonymousId"] = fmt.Sprintf("anon-%d", u)
-			id = fmt.Sprintf("anon:anon-%d", u)
 		} else {
-			ev["userId"] = id
+			ev["userId"] = fmt.Sprintf("user-%d", u)
 			if rng.IntN(2) == 0 {
 				ev["anonymousId"] = fmt.Sprintf("device-%d", rng.IntN(3))
 			}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/profile"
 )
@@ -215,6 +217,29 @@ var settings = []setting{
 		func(c *config, v string) error { c.EmbeddedSample = v; return nil }},
 }
 
+// flagValue holds a setting's raw text; on/off settings are boolean flags,
+// so a bare --embedded means --embedded=true.
+type flagValue struct {
+	v      *string
+	isBool bool
+}
+
+func (f flagValue) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return *f.v
+}
+func (f flagValue) Set(s string) error { *f.v = s; return nil }
+func (f flagValue) IsBoolFlag() bool   { return f.isBool }
+
+func register(fs *flag.FlagSet, s setting, v string) *string {
+	p := new(string)
+	*p = v
+	fs.Var(flagValue{v: p, isBool: s.def == "true" || s.def == "false"}, s.name, s.help)
+	return p
+}
+
 // loadConfig reads defaults, then PROFILED_* variables, then flags.
 func loadConfig(args []string, getenv func(string) string, usageOut io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("profiled", flag.ContinueOnError)
@@ -225,7 +250,7 @@ func loadConfig(args []string, getenv func(string) string, usageOut io.Writer) (
 		if e := getenv(envName(s.name)); e != "" {
 			v = e
 		}
-		raw[s.name] = fs.String(s.name, v, s.help)
+		raw[s.name] = register(fs, s, v)
 	}
 	fs.Usage = func() {
 		fmt.Fprintln(usageOut, "Usage: profiled [flags]\n\nEvery flag can also be set by its variable; the flag wins.")
@@ -277,6 +302,9 @@ func (c *config) validate() error {
 		return bad("redis-sentinel-master", "required with sentinel addresses")
 	case c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://"):
 		return bad("redis-url", "want a redis:// or rediss:// URL")
+	case c.RedisURL != "" && !validRedisURL(c.RedisURL):
+		// the parser's message quotes the URL, password included
+		return bad("redis-url", "not a valid Redis URL (scheme, user, password, host, port, db)")
 	case len(c.KafkaTopics) == 0:
 		return bad("kafka-topics", "at least one topic required")
 	case c.KafkaGroup == "":
@@ -315,6 +343,11 @@ func (c *config) validate() error {
 	return nil
 }
 
+func validRedisURL(u string) bool {
+	_, err := redis.ParseURL(u)
+	return err == nil
+}
+
 // redacted returns the effective configuration with secrets hidden, for
 // the start-up log.
 func (c *config) redacted(getenv func(string) string, args []string) map[string]string {
@@ -327,7 +360,7 @@ func (c *config) redacted(getenv func(string) string, args []string) map[string]
 		if e := getenv(envName(s.name)); e != "" {
 			v = e
 		}
-		raw[s.name] = fs.String(s.name, v, "")
+		raw[s.name] = register(fs, s, v)
 	}
 	_ = fs.Parse(args)
 	for _, s := range settings {

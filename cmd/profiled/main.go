@@ -72,8 +72,8 @@ func newRedis(c *config) (redis.UniversalClient, error) {
 		}), nil
 	default:
 		opts, err := redis.ParseURL(c.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", envName("redis-url"), err)
+		if err != nil { // validate() parsed it already; never echo the URL
+			return nil, fmt.Errorf("%s: not a valid Redis URL", envName("redis-url"))
 		}
 		opts.ReadTimeout, opts.WriteTimeout = c.RedisTimeout, c.RedisTimeout
 		return redis.NewClient(opts), nil

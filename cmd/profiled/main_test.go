@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is an io.Writer safe for the logger and the report
+// goroutine to write while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitFor polls cond until it holds, the run ends, or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, done <-chan error, out *lockedBuffer, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v while waiting for %s; output:\n%s", err, what, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; output:\n%s", d, what, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// printedProfile returns the fields of one profile block of the report:
+//
+//	profile:{u-1001}
+//	  email                Priya.Sharma@example.com
+func printedProfile(out, key string) map[string]string {
+	fields := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	in := false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == key {
+			in = true
+			continue
+		}
+		if !in {
+			continue
+		}
+		if !strings.HasPrefix(line, "  ") {
+			break
+		}
+		name, value, _ := strings.Cut(strings.TrimSpace(line), " ")
+		fields[name] = strings.TrimSpace(value)
+	}
+	return fields
+}
+
+func TestEmbeddedQuickStartEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an in-process broker and Redis")
+	}
+	addr := freePort(t)
+	env := map[string]string{
+		"PROFILED_EMBEDDED":             "true",
+		"PROFILED_EMBEDDED_SAMPLE":      "../../testdata/sample-events.jsonl",
+		"PROFILED_HTTP_ADDR":            addr,
+		"PROFILED_DEFAULT_PHONE_REGION": "IN",
+		"PROFILED_LOG_FORMAT":           "json",
+		"PROFILED_BATCH_TIME":           "20ms",
+	}
+	var stdout, stderr lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
+
+	waitFor(t, 90*time.Second, "the sample report", done, &stdout, func() bool {
+		s := stdout.String()
+		// the report's last line follows every profile block
+		return strings.Contains(s, "profiles built from the sample events") && strings.Contains(s, "profiled keeps running")
+	})
+	out := stdout.String()
+
+	u := printedProfile(out, "profile:{u-1001}")
+	want := map[string]string{
+		"first_seen":   "2026-11-19T13:10:00.000Z", // 18:40 +05:30
+		"last_seen":    "2026-11-27T21:05:44.500Z",
+		"app_launches": "2", // m-002 twice counts once, plus m-004
+		"phone":        "+919876543210",
+		"email":        "Priya.Sharma@example.com",
+		"customer_id":  "u-1001",
+	}
+	for k, v := range want {
+		if u[k] != v {
+			t.Errorf("u-1001 %s = %q, want %q", k, u[k], v)
+		}
+	}
+	if t.Failed() {
+		t.Logf("report:\n%s", out)
+	}
+
+	// the log: JSON lines, the effective configuration, and no personal values
+	sawConfig := false
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+			continue
+		}
+		if m["message"] == "starting with this configuration" {
+			sawConfig = true
+			if m["embedded"] != "true" || m["http-addr"] != addr {
+				t.Errorf("configuration log line: %s", line)
+			}
+		}
+		for _, personal := range []string{"Priya", "98765", "sam@shop", "1992-03-14"} {
+			if strings.Contains(line, personal) {
+				t.Errorf("log line carries a personal value %q: %s", personal, line)
+			}
+		}
+	}
+	if !sawConfig {
+		t.Error("the effective configuration was not logged")
+	}
+
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "profiled_build_info") {
+		t.Errorf("/metrics: %d, profiled_build_info missing:\n%.2000s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/livez", "/readyz"} {
+		resp, err := c.Get("http://" + addr + path)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d, want 200", path, resp.StatusCode)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel = %v, want nil; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("run did not return within 10s of the cancel; output:\n%s", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "stopped cleanly") {
+		t.Errorf("no \"stopped cleanly\" in the log")
+	}
+}
