@@ -57,8 +57,16 @@ type Config struct {
 	StartOffset string // earliest (default) or latest
 	DLQTopic    string
 
-	BatchSize int           // records per batch; default 1000
-	BatchTime time.Duration // longest wait to fill a batch; default 100ms
+	// BatchSize bounds the records of one batch; default 1000.
+	BatchSize int
+	// BatchTime is how long the first record of a batch may wait for more
+	// while the writer is idle; default 5ms. While the writer is busy,
+	// records gather anyway (natural batching), so batches grow with load
+	// and latency stays low when the stream is light.
+	BatchTime time.Duration
+	// CommitInterval is the least time between two offset commits; the
+	// offsets written meanwhile are committed together. Default 100ms.
+	CommitInterval time.Duration
 
 	// DrainTimeout bounds the work on a batch in hand once the generation
 	// ends (rebalance or shutdown); default 10s.
@@ -85,7 +93,10 @@ func (c *Config) setDefaults() {
 		c.BatchSize = 1000
 	}
 	if c.BatchTime == 0 {
-		c.BatchTime = 100 * time.Millisecond
+		c.BatchTime = 5 * time.Millisecond
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 100 * time.Millisecond
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 10 * time.Second
@@ -123,8 +134,10 @@ func (c Config) Validate() error {
 		return errors.New("dlq topic: required")
 	case c.BatchSize < 1 || c.BatchSize > 100000:
 		return errors.New("batch size: want 1..100000")
-	case c.BatchTime <= 0:
-		return errors.New("batch time: must be positive")
+	case c.BatchTime < 0:
+		return errors.New("batch time: must not be negative")
+	case c.CommitInterval < 0 || c.CommitInterval > 5*time.Second:
+		return errors.New("commit interval: want 0..5s (offsets are committed within 5s)")
 	case c.RetryMax < c.RetryMin:
 		return errors.New("retry max: must not be below retry min")
 	}
@@ -399,80 +412,6 @@ func (c *Consumer) fetch(gctx context.Context, topic string, pa kafka.PartitionA
 			return
 		}
 	}
-}
-
-// process batches records and hands each batch to flush, one at a time.
-func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-chan kafka.Message) {
-	// rctx bounds retries: unlimited while the generation lives, then
-	// DrainTimeout more to finish the batch in hand.
-	rctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-gctx.Done():
-		case <-rctx.Done():
-			return
-		}
-		t := time.NewTimer(c.cfg.DrainTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-rctx.Done():
-		}
-	}()
-
-	st := &genState{stopped: map[topicPartition]bool{}}
-	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	flush := func() bool {
-		timer.Stop()
-		if len(batch) == 0 {
-			return true
-		}
-		err := c.flush(rctx, gen, st, batch)
-		batch = batch[:0]
-		if err != nil {
-			if gctx.Err() != nil {
-				c.unfinished.Store(true)
-			}
-			c.log.Warn().Err(err).Int32("generation", gen.ID).Msg("batch not committed; its records will be delivered again")
-			return false
-		}
-		c.unfinished.Store(false)
-		return true
-	}
-	for {
-		select {
-		case m := <-in:
-			if st.stopped[topicPartition{m.Topic, m.Partition}] {
-				continue
-			}
-			batch = append(batch, m)
-			if len(batch) == 1 {
-				timer.Reset(c.cfg.BatchTime)
-			}
-			if len(batch) >= c.cfg.BatchSize && !flush() {
-				return
-			}
-		case <-timer.C:
-			if !flush() {
-				return
-			}
-		case <-tick.C:
-			c.touch()
-		case <-gctx.Done():
-			flush()
-			return
-		}
-	}
-}
-
-type genState struct {
-	stopped map[topicPartition]bool
 }
 
 // backoff returns the capped exponential back-off with full jitter.

@@ -23,9 +23,12 @@ func TestThroughputRough(t *testing.T) {
 	o := e.opts(t, topic)
 	e.produce(t, topic, values)
 	start := time.Now()
-	e.start(t, o)
+	p := e.start(t, o)
 	e.waitCaughtUp(t, o.group, topic, 20*time.Minute)
 	d := time.Since(start)
+	if f := os.Getenv("PROFILED_TEST_LOG_FILE"); f != "" {
+		_ = os.WriteFile(f, []byte(p.out.String()), 0o644)
+	}
 	t.Logf("%d events in %s: %.0f events/s (including process start and group join)", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
 	checkCounts(t, e.profiles(t, o.prefix), want)
 }

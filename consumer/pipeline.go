@@ -1,0 +1,391 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/profiled/profiled/profile"
+)
+
+// The records of one generation flow through three stages, each one
+// goroutine, so that decoding, writing and committing overlap and Redis is
+// never left waiting on profiled:
+//
+//	collect: decode each record as it arrives and fold it into the batch
+//	         being built; hand the batch over when the writer is free
+//	write:   dead letters, then one Redis pipeline for the batch; batches
+//	         are written one at a time, in order, each retried until done
+//	commit:  commit the offsets of what was written, at most once per
+//	         CommitInterval, and at the end of the generation
+//
+// Per partition, records enter batches in offset order and batches are
+// written in order, so the offsets the committer holds always cover only
+// records that were written or dead-lettered.
+
+// batch is a set of records decoded and folded, ready to write.
+type batch struct {
+	recs    []decoded
+	dead    []int
+	updates map[string]*profile.Update
+	order   []*profile.Update
+	first   time.Time // arrival of the first record, for the linger
+	decoded time.Duration
+}
+
+type decoded struct {
+	msg kafka.Message
+	ev  profile.Event
+	rej *profile.Rejection
+}
+
+func newBatch(size int) *batch {
+	return &batch{recs: make([]decoded, 0, size), updates: map[string]*profile.Update{}}
+}
+
+// add decodes one record into the batch.
+func (c *Consumer) add(b *batch, m kafka.Message) {
+	start := time.Now()
+	if len(b.recs) == 0 {
+		b.first = start
+	}
+	ev, err := c.dec.Decode(m.Value, m.Time, start)
+	r := decoded{msg: m, ev: ev}
+	if err != nil {
+		var rej *profile.Rejection
+		if !errors.As(err, &rej) {
+			rej = &profile.Rejection{Reason: profile.ReasonInvalidJSON, Detail: "undecodable"}
+		}
+		r.rej = rej
+		b.dead = append(b.dead, len(b.recs))
+	} else if ev.Kind != profile.KindIgnored {
+		c.fold(b, r)
+	}
+	b.recs = append(b.recs, r)
+	b.decoded += time.Since(start)
+}
+
+func (c *Consumer) fold(b *batch, r decoded) {
+	u, ok := b.updates[r.ev.ProfileID]
+	if !ok {
+		u = profile.NewUpdate(r.ev.ProfileID)
+		b.updates[r.ev.ProfileID] = u
+		b.order = append(b.order, u)
+	}
+	u.Add(r.ev, c.source(r.msg.Topic, r.msg.Partition), r.msg.Offset)
+}
+
+// refold rebuilds the updates without the records of stopped partitions
+// at or after their stop offsets. Rare: only after a dead-letter write
+// failed for good.
+func (c *Consumer) refold(b *batch, stopAt map[topicPartition]int64) {
+	b.updates, b.order = map[string]*profile.Update{}, nil
+	for _, r := range b.recs {
+		if stop, ok := stopAt[topicPartition{r.msg.Topic, r.msg.Partition}]; ok && r.msg.Offset >= stop {
+			continue
+		}
+		if r.rej == nil && r.ev.Kind != profile.KindIgnored {
+			c.fold(b, r)
+		}
+	}
+}
+
+// written is what the writer hands the committer: the next offset of each
+// partition the batch touched, and the high watermarks seen.
+type written struct {
+	next    map[topicPartition]int64
+	hwm     map[topicPartition]int64
+	stopped map[topicPartition]int64
+}
+
+// process runs the three stages of one generation and returns when they
+// have stopped: the generation ended (its batch in hand finished within
+// DrainTimeout) or a commit showed that the generation is over.
+func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-chan kafka.Message) {
+	// rctx bounds retries: unlimited while the generation lives, then
+	// DrainTimeout more to finish the work in hand.
+	rctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := make(chan struct{}) // closed by the committer when a commit fails for good
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
+	go func() {
+		select {
+		case <-gctx.Done():
+		case <-stop:
+		case <-rctx.Done():
+			return
+		}
+		t := time.NewTimer(c.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-rctx.Done():
+		}
+	}()
+
+	batches := make(chan *batch)  // unbuffered: a hand-over only when the writer is free
+	done := make(chan written, 4) // written batches, in order
+	var failed bool               // the writer gave up on a batch (set before done closes)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); c.collect(gctx, stop, in, batches) }()
+	go func() { defer wg.Done(); failed = !c.writeAll(rctx, batches, done) }()
+	go func() { defer wg.Done(); c.commitLoop(rctx, gen, done, halt) }()
+	wg.Wait()
+	if failed && gctx.Err() != nil {
+		c.unfinished.Store(true)
+	} else {
+		c.unfinished.Store(false)
+	}
+}
+
+// collect decodes records into batches and hands each to the writer.
+func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan kafka.Message, out chan<- *batch) {
+	defer close(out)
+	cur := newBatch(c.cfg.BatchSize)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	lingered := false
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var send chan<- *batch
+		if len(cur.recs) > 0 && (lingered || c.cfg.BatchTime == 0) {
+			send = out
+		}
+		var recv <-chan kafka.Message
+		if len(cur.recs) < c.cfg.BatchSize {
+			recv = in
+		} else {
+			send = out // full: wait for the writer, and stop taking records
+		}
+		select {
+		case m := <-recv:
+			c.add(cur, m)
+			if len(cur.recs) == 1 && c.cfg.BatchTime > 0 {
+				lingered = false
+				linger.Reset(c.cfg.BatchTime)
+			}
+		case <-linger.C:
+			lingered = true
+		case send <- cur:
+			cur = newBatch(c.cfg.BatchSize)
+			linger.Stop()
+			lingered = false
+		case <-tick.C:
+			c.touch()
+		case <-gctx.Done():
+			c.handOver(stop, cur, out)
+			return
+		case <-stop:
+			return
+		}
+	}
+}
+
+// handOver gives the writer the last batch of a generation, unless the
+// generation was stopped by a failed commit (then nothing more is written).
+func (c *Consumer) handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
+	if len(b.recs) == 0 {
+		return
+	}
+	select {
+	case out <- b:
+	case <-stop:
+	}
+}
+
+// writeAll writes batches in order until the collector closes in. It
+// reports false when a batch could not be written before rctx ended; the
+// batches after it are then dropped unwritten (and uncommitted).
+func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- written) bool {
+	defer close(done)
+	ok := true
+	stopped := map[topicPartition]int64{}
+	for b := range in {
+		if !ok {
+			continue
+		}
+		w, err := c.write(rctx, b, stopped)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("batch not written; its records will be delivered again")
+			ok = false
+			continue
+		}
+		done <- w
+	}
+	return ok
+}
+
+// write dead-letters the rejected records, applies the updates and returns
+// the offsets to commit. stopped carries the partitions stopped by a
+// dead-letter write that failed for good, across batches.
+func (c *Consumer) write(ctx context.Context, b *batch, stopped map[topicPartition]int64) (written, error) {
+	start := time.Now()
+	c.m.batchSize.Observe(float64(len(b.recs)))
+	if len(b.dead) > 0 {
+		stopAt, err := c.deadLetter(ctx, b.recs, b.dead, start)
+		if err != nil {
+			return written{}, err
+		}
+		for tp, off := range stopAt {
+			if _, ok := stopped[tp]; !ok {
+				stopped[tp] = off
+			}
+		}
+	}
+	// a partition stopped in this batch or an earlier one: nothing at or
+	// after its stop offset is applied or committed
+	dirty := false
+	for _, r := range b.recs {
+		if off, ok := stopped[topicPartition{r.msg.Topic, r.msg.Partition}]; ok && r.msg.Offset >= off {
+			dirty = true
+			break
+		}
+	}
+	if dirty {
+		c.refold(b, stopped)
+	}
+
+	w := written{next: map[topicPartition]int64{}, hwm: map[topicPartition]int64{}, stopped: map[topicPartition]int64{}}
+	kinds := map[profile.Kind]int{}
+	for _, r := range b.recs {
+		tp := topicPartition{r.msg.Topic, r.msg.Partition}
+		if off, ok := stopped[tp]; ok && r.msg.Offset >= off {
+			continue
+		}
+		c.m.consumed.WithLabelValues(tp.topic).Inc()
+		w.next[tp] = r.msg.Offset + 1
+		w.hwm[tp] = r.msg.HighWaterMark
+		switch {
+		case r.rej != nil:
+		case r.ev.Kind == profile.KindIgnored:
+			c.m.skipped.WithLabelValues(r.ev.SkipReason).Inc()
+		default:
+			kinds[r.ev.Kind]++
+			for _, d := range r.ev.Dropped {
+				c.m.fieldsDropped.WithLabelValues(d.Field, d.Reason).Inc()
+			}
+		}
+	}
+	for tp, off := range stopped {
+		w.stopped[tp] = off
+	}
+
+	applyStart := time.Now()
+	if len(b.order) > 0 {
+		for attempt := 0; ; attempt++ {
+			t := time.Now()
+			res, err := c.store.Apply(ctx, b.order)
+			if err == nil {
+				c.m.redisLatency.Observe(time.Since(t).Seconds())
+				c.sinkFailing.Store(false)
+				c.m.created.Add(float64(res.Created))
+				c.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
+				c.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
+				break
+			}
+			c.m.redisErrors.Inc()
+			c.sinkFailing.Store(true)
+			if attempt == 0 || attempt%20 == 0 {
+				c.log.Warn().Err(err).Int("attempt", attempt+1).Int("profiles", len(b.order)).Msg("redis write failed; retrying with back-off")
+			}
+			c.touch()
+			if !sleep(ctx, c.backoff(attempt)) {
+				return written{}, err
+			}
+		}
+	}
+	now := time.Now()
+	for k, n := range kinds {
+		c.m.applied.WithLabelValues(k.String()).Add(float64(n))
+	}
+	for _, r := range b.recs {
+		if r.rej == nil && r.ev.Kind != profile.KindIgnored {
+			c.m.eventLag.Observe(float64(now.UnixMilli()-r.ev.Time) / 1000)
+		}
+	}
+	c.log.Debug().Int("records", len(b.recs)).Int("profiles", len(b.order)).
+		Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", now.Sub(applyStart)).
+		Msg("batch written")
+	return w, nil
+}
+
+// commitLoop commits what the writer finished: at most once per
+// CommitInterval while records flow, and once more when the writer is done.
+// A commit the coordinator refuses for good (the generation is over) halts
+// the generation: the next owner gets those records again.
+func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-chan written, halt func()) {
+	pending := map[topicPartition]int64{}
+	hwm := map[topicPartition]int64{}
+	stopped := map[topicPartition]int64{}
+	var last time.Time
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	dead := false
+	flush := func() {
+		if len(pending) == 0 || dead {
+			return
+		}
+		if c.cfg.BeforeCommit != nil {
+			c.cfg.BeforeCommit()
+		}
+		offsets := map[string]map[int]int64{}
+		for tp, off := range pending {
+			if offsets[tp.topic] == nil {
+				offsets[tp.topic] = map[int]int64{}
+			}
+			offsets[tp.topic][tp.partition] = off
+		}
+		if err := c.commit(rctx, gen, offsets); err != nil {
+			c.log.Warn().Err(err).Int32("generation", gen.ID).Msg("offsets not committed; those records will be delivered again")
+			dead = true
+			halt()
+			return
+		}
+		last = time.Now()
+		for tp, off := range pending {
+			if _, s := stopped[tp]; !s {
+				c.m.consumerLag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(max(hwm[tp]-off, 0)))
+			}
+		}
+		c.m.stoppedParts.Set(float64(len(stopped)))
+		c.m.lastProcessed.Set(float64(last.UnixNano()) / 1e9)
+		clear(pending)
+	}
+	for {
+		select {
+		case w, ok := <-in:
+			if !ok {
+				flush()
+				return
+			}
+			for tp, off := range w.next {
+				pending[tp] = off
+				hwm[tp] = w.hwm[tp]
+			}
+			for tp, off := range w.stopped {
+				stopped[tp] = off
+				if cur, ok := pending[tp]; !ok || cur > off {
+					pending[tp] = off // commit up to the record that failed, not past it
+				}
+			}
+			if wait := c.cfg.CommitInterval - time.Since(last); wait <= 0 {
+				flush()
+			} else if !armed {
+				timer.Reset(wait)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			flush()
+		}
+	}
+}
