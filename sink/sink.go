@@ -161,13 +161,27 @@ func (s *Sink) argv(u *profile.Update, now time.Time) []any {
 		}
 		return counts[i].Offset < counts[j].Offset
 	})
+	var sources []string
+	for i, c := range counts {
+		if i == 0 || c.Source != counts[i-1].Source {
+			sources = append(sources, c.Source)
+		}
+	}
+	args = append(args, strconv.Itoa(len(sources)))
+	for _, src := range sources {
+		args = append(args, src)
+	}
 	args = append(args, strconv.Itoa(len(counts)))
-	for _, c := range counts {
+	si := 0
+	for i, c := range counts {
+		if i > 0 && c.Source != counts[i-1].Source {
+			si++
+		}
 		ch := "w"
 		if c.Kind == profile.KindAppLaunch {
 			ch = "a"
 		}
-		args = append(args, ch, c.Source, strconv.FormatInt(c.Offset, 10), c.MessageID)
+		args = append(args, ch, strconv.Itoa(si+1), strconv.FormatInt(c.Offset, 10), c.MessageID)
 	}
 	return args
 }
