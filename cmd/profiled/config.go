@@ -50,6 +50,8 @@ type config struct {
 
 	HTTPAddr  string
 	Pprof     bool
+	APIAddr   string
+	APIToken  string
 	LogLevel  string
 	LogFormat string
 
@@ -215,6 +217,12 @@ var settings = []setting{
 		func(c *config, v string) (err error) { c.Embedded, err = parseBool(v); return }},
 	{"embedded-sample", "", "JSON-lines file produced into the embedded broker at start", false,
 		func(c *config, v string) error { c.EmbeddedSample = v; return nil }},
+	{"api-addr", "", "listen address of the read API (/v1/profiles/{id}, /profiles/{id}); empty turns it off", false,
+		func(c *config, v string) error { c.APIAddr = strings.TrimSpace(v); return nil }},
+	{"api-token", "", "token the read API requires (bearer, or the Basic auth password); at least 16 characters", true,
+		// a header cannot carry surrounding white space, so a Secret's
+		// trailing newline must not make the token unusable
+		func(c *config, v string) error { c.APIToken = strings.TrimSpace(v); return nil }},
 }
 
 // flagValue holds a setting's raw text; on/off settings are boolean flags,
@@ -332,6 +340,9 @@ func (c *config) validate() error {
 		if t == c.DLQTopic {
 			return bad("dlq-topic", "must differ from every input topic")
 		}
+	}
+	if err := c.validateAPI(bad); err != nil {
+		return err
 	}
 	if c.DefaultPhoneRegion != "" {
 		pc := profile.DefaultConfig()

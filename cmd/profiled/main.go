@@ -173,6 +173,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /livez and /readyz")
 
+	stopAPI, err := startAPI(cfg, rdb, log)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer stopAPI()
+
 	if emb != nil {
 		go emb.feedAndReport(ctx, cfg, rdb, stdout)
 	}
