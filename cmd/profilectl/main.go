@@ -4,27 +4,30 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/profiled/profiled/feed"
 	"github.com/profiled/profiled/sink"
+	"github.com/profiled/profiled/view"
 )
 
 const usage = `Usage:
   profilectl produce [--brokers B] [--topic T] [FILE]   JSON lines from FILE or stdin to a topic,
                                                       keyed by userId, else anonymousId
-  profilectl get [--redis-url U] [--prefix P] ID        print the stored profile of ID
-                                                      (a user id, or anon:<anonymous id>)
+  profilectl get [--redis-url U] [--prefix P] [--json] ID
+                                                      print the profile card of ID (a user id,
+                                                      or anon:<anonymous id>); --json for programs
 
 Settings default to PROFILED_KAFKA_BROKERS, PROFILED_KAFKA_TOPICS (first topic),
 PROFILED_REDIS_URL and PROFILED_REDIS_KEY_PREFIX.
@@ -97,39 +100,63 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fs := flag.NewFlagSet("get", flag.ContinueOnError)
 		url := fs.String("redis-url", orDefault(getenv("PROFILED_REDIS_URL"), "redis://127.0.0.1:6379/0"), "Redis URL")
 		prefix := fs.String("prefix", getenv("PROFILED_REDIS_KEY_PREFIX"), "key prefix")
-		if err := fs.Parse(args[1:]); err != nil {
+		asJSON := fs.Bool("json", false, "print the profile's fields and its age as JSON")
+		ids, err := parseInterspersed(fs, args[1:])
+		if err != nil {
 			return err
 		}
-		if fs.NArg() != 1 {
+		if len(ids) != 1 {
 			return usageError{"get takes exactly one profile id"}
 		}
 		opts, err := redis.ParseURL(*url)
 		if err != nil {
-			return fmt.Errorf("redis url: %w", err)
+			return errors.New("--redis-url: not a valid Redis URL") // never echo the URL: it may hold a password
 		}
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
-		key := sink.Key(*prefix, fs.Arg(0))
-		h, err := rdb.HGetAll(ctx, key).Result()
+		id := ids[0]
+		fields, err := sink.Get(ctx, rdb, *prefix, id)
+		if errors.Is(err, sink.ErrNotFound) {
+			return fmt.Errorf("%w: %s", errNotFound, id)
+		}
 		if err != nil {
 			return err
 		}
-		if len(h) == 0 {
-			return fmt.Errorf("%w: %s", errNotFound, key)
+		card := view.New(id, fields, time.Now())
+		if *asJSON {
+			b, err := json.MarshalIndent(card, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "%s\n", b)
+			return err
 		}
-		names := make([]string, 0, len(h))
-		for k := range h {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		fmt.Fprintln(stdout, key)
-		for _, k := range names {
-			fmt.Fprintf(stdout, "  %-20s %s\n", k, h[k])
-		}
-		return nil
+		_, err = io.WriteString(stdout, card.Text())
+		return err
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+// parseInterspersed parses flags that come before or after the
+// positional arguments ("get u-1 --json" as well as "get --json u-1"),
+// as people type them; "--" ends the flags, so an id may start with "-".
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
