@@ -40,6 +40,27 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
 
+HELM_VERSION ?= v3.22.0
+HELM := $(CURDIR)/bin/tools/helm
+PROMTOOL ?= promtool
+CHART := deploy/helm/profiled
+
+.PHONY: deploy-check tools
+deploy-check: $(HELM) ## check deploy/: alert rules and their tests (promtool), the Helm chart (lint, template, manifest tests), compose file, Dockerfile, metric names
+	@command -v $(PROMTOOL) >/dev/null || { echo "promtool is missing: install Debian's prometheus package" >&2; exit 1; }
+	$(PROMTOOL) check rules $(CHART)/files/profiled-alerts.yaml
+	$(PROMTOOL) test rules deploy/monitoring/profiled-alerts_test.yaml
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/full-values.yaml
+	$(HELM) lint --strict $(CHART) --set 'kafka.brokers={kafka:9092}'
+	@mkdir -p bin/deploy
+	$(HELM) template profiled $(CHART) -f $(CHART)/ci/full-values.yaml > bin/deploy/rendered.yaml
+	PROFILED_HELM=$(HELM) PROFILED_DEPLOY_RENDERED=$(CURDIR)/bin/deploy/rendered.yaml $(GO) test -count=1 ./deploy/...
+
+tools: $(HELM) ## build the tools deploy-check needs (helm) into bin/tools
+
+$(HELM):
+	GOBIN=$(CURDIR)/bin/tools $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
 services-up: ## start real Kafka and Redis and open a shell with PROFILED_TEST_* set
 	deploy/testenv.sh bash
 
