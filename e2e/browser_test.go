@@ -93,8 +93,8 @@ func profilectl(t *testing.T) string {
 // the JSON API, profilectl get, and the HTML card in headless Chromium,
 // whose every label and value must be visible, on a desktop and a phone.
 func TestBrowserProfileCard(t *testing.T) {
-	browser := chromium(t)
 	e := setup(t)
+	browser := chromium(t)
 	topic := e.topic(t, 1)
 	o := e.opts(t, topic)
 	apiAddr := freeAddr(t)
