@@ -35,6 +35,9 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test ./profile -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./profile -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME)
 
+bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
+	deploy/testenv.sh $(GO) run ./cmd/profilebench
+
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	$(GO) vet ./...

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/profiled/profiled/profile"
+	"github.com/profiled/profiled/sink"
 )
 
 // The records of one generation flow through three stages, each one
@@ -229,29 +230,68 @@ func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- 
 func (c *Consumer) write(ctx context.Context, b *batch, stopped map[topicPartition]int64) (written, error) {
 	start := time.Now()
 	c.m.batchSize.Observe(float64(len(b.recs)))
+	// Dead letters and the Redis write go out together: they concern
+	// different records, and waiting for one before the other would add a
+	// Kafka round trip to every batch that holds a bad record. A dead-letter
+	// write that fails for good stops its partition; records after it that
+	// reached Redis meanwhile are harmless (never committed, recognised by
+	// their offsets when delivered again).
+	dlqDone := make(chan error, 1)
+	var stopAt map[topicPartition]int64
 	if len(b.dead) > 0 {
-		stopAt, err := c.deadLetter(ctx, b.recs, b.dead, start)
-		if err != nil {
-			return written{}, err
-		}
-		for tp, off := range stopAt {
-			if _, ok := stopped[tp]; !ok {
-				stopped[tp] = off
-			}
-		}
+		go func() {
+			var err error
+			stopAt, err = c.deadLetter(ctx, b.recs, b.dead, start)
+			dlqDone <- err
+		}()
+	} else {
+		dlqDone <- nil
 	}
-	// a partition stopped in this batch or an earlier one: nothing at or
-	// after its stop offset is applied or committed
-	dirty := false
+	// a partition stopped by an earlier batch: nothing at or after its stop
+	// offset is applied or committed
 	for _, r := range b.recs {
 		if off, ok := stopped[topicPartition{r.msg.Topic, r.msg.Partition}]; ok && r.msg.Offset >= off {
-			dirty = true
+			c.refold(b, stopped)
 			break
 		}
 	}
-	if dirty {
-		c.refold(b, stopped)
+
+	applyStart := time.Now()
+	var res sink.Result
+	if len(b.order) > 0 {
+		for attempt := 0; ; attempt++ {
+			t := time.Now()
+			var err error
+			res, err = c.store.Apply(ctx, b.order)
+			if err == nil {
+				c.m.redisLatency.Observe(time.Since(t).Seconds())
+				c.sinkFailing.Store(false)
+				break
+			}
+			c.m.redisErrors.Inc()
+			c.sinkFailing.Store(true)
+			if attempt == 0 || attempt%20 == 0 {
+				c.log.Warn().Err(err).Int("attempt", attempt+1).Int("profiles", len(b.order)).Msg("redis write failed; retrying with back-off")
+			}
+			c.touch()
+			if !sleep(ctx, c.backoff(attempt)) {
+				<-dlqDone
+				return written{}, err
+			}
+		}
 	}
+	applied := time.Now()
+	if err := <-dlqDone; err != nil {
+		return written{}, err
+	}
+	for tp, off := range stopAt {
+		if _, ok := stopped[tp]; !ok {
+			stopped[tp] = off
+		}
+	}
+	c.m.created.Add(float64(res.Created))
+	c.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
+	c.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
 
 	w := written{next: map[topicPartition]int64{}, hwm: map[topicPartition]int64{}, stopped: map[topicPartition]int64{}}
 	kinds := map[profile.Kind]int{}
@@ -277,31 +317,6 @@ func (c *Consumer) write(ctx context.Context, b *batch, stopped map[topicPartiti
 	for tp, off := range stopped {
 		w.stopped[tp] = off
 	}
-
-	applyStart := time.Now()
-	if len(b.order) > 0 {
-		for attempt := 0; ; attempt++ {
-			t := time.Now()
-			res, err := c.store.Apply(ctx, b.order)
-			if err == nil {
-				c.m.redisLatency.Observe(time.Since(t).Seconds())
-				c.sinkFailing.Store(false)
-				c.m.created.Add(float64(res.Created))
-				c.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
-				c.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
-				break
-			}
-			c.m.redisErrors.Inc()
-			c.sinkFailing.Store(true)
-			if attempt == 0 || attempt%20 == 0 {
-				c.log.Warn().Err(err).Int("attempt", attempt+1).Int("profiles", len(b.order)).Msg("redis write failed; retrying with back-off")
-			}
-			c.touch()
-			if !sleep(ctx, c.backoff(attempt)) {
-				return written{}, err
-			}
-		}
-	}
 	now := time.Now()
 	for k, n := range kinds {
 		c.m.applied.WithLabelValues(k.String()).Add(float64(n))
@@ -312,7 +327,7 @@ func (c *Consumer) write(ctx context.Context, b *batch, stopped map[topicPartiti
 		}
 	}
 	c.log.Debug().Int("records", len(b.recs)).Int("profiles", len(b.order)).
-		Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", now.Sub(applyStart)).
+		Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", applied.Sub(applyStart)).Dur("dead_letter", now.Sub(start)).
 		Msg("batch written")
 	return w, nil
 }
