@@ -93,14 +93,14 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Event{}, reject(ReasonInvalidJSON, "value is not a JSON object")
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(value, &top); err != nil {
+	top, ok := decodeEnvelope(value)
+	if !ok {
 		return Event{}, reject(ReasonInvalidJSON, "value is not a JSON object")
 	}
 
 	ev := Event{Kind: d.kind(top)}
 	if ev.Kind == KindIgnored {
-		if _, ok := stringOf(top["type"]); ok && isTrack(top) {
+		if _, ok := stringOf(top.Type); ok && isTrack(top) {
 			ev.SkipReason = SkipNotLaunchEvent
 		} else {
 			ev.SkipReason = SkipUnhandledType
@@ -108,8 +108,8 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 		return ev, nil
 	}
 
-	userID, userOK := d.identity(top["userId"], true)
-	anonID, anonOK := d.identity(top["anonymousId"], false)
+	userID, userOK := d.identity(top.UserID, true)
+	anonID, anonOK := d.identity(top.AnonymousID, false)
 	switch {
 	case userOK:
 		ev.ProfileID = userID
@@ -125,9 +125,9 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	}
 	ev.Time = t
 
-	if s, ok := stringOf(top["messageId"]); ok {
+	if s, ok := stringOf(top.MessageID); ok {
 		ev.MessageID = strings.TrimSpace(s)
-	} else if lit, ok := integerLiteral(top["messageId"]); ok {
+	} else if lit, ok := integerLiteral(top.MessageID); ok {
 		ev.MessageID = lit
 	}
 
@@ -141,19 +141,19 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	return ev, nil
 }
 
-func isTrack(top map[string]json.RawMessage) bool {
-	s, _ := stringOf(top["type"])
+func isTrack(top *envelope) bool {
+	s, _ := stringOf(top.Type)
 	return s == "track"
 }
 
-func (d *Decoder) kind(top map[string]json.RawMessage) Kind {
-	typ, ok := stringOf(top["type"])
+func (d *Decoder) kind(top *envelope) Kind {
+	typ, ok := stringOf(top.Type)
 	if !ok {
 		return KindIgnored
 	}
 	switch typ {
 	case "track":
-		name, ok := stringOf(top["event"])
+		name, ok := stringOf(top.Event)
 		if !ok {
 			return KindIgnored
 		}
@@ -200,12 +200,12 @@ func (d *Decoder) identity(raw json.RawMessage, isUser bool) (string, bool) {
 	return id, true
 }
 
-func eventTime(top map[string]json.RawMessage, recordTime, now time.Time, skew time.Duration) (int64, *Rejection) {
+func eventTime(top *envelope, recordTime, now time.Time, skew time.Duration) (int64, *Rejection) {
 	var t time.Time
 	found := false
-	for _, key := range [...]string{"timestamp", "originalTimestamp", "receivedAt"} {
-		raw, present := top[key]
-		if !present || isNull(raw) {
+	for i, key := range [...]string{"timestamp", "originalTimestamp", "receivedAt"} {
+		raw := [...]json.RawMessage{top.Timestamp, top.OriginalTimestamp, top.ReceivedAt}[i]
+		if isNull(raw) {
 			continue
 		}
 		s, ok := stringOf(raw)

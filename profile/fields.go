@@ -48,14 +48,12 @@ var reservedTraits = map[string]bool{
 }
 
 // fields reads every profile field of section 4 into ev.
-func (d *Decoder) fields(ev *Event, top map[string]json.RawMessage, now time.Time) {
-	var ctx map[string]json.RawMessage
-	if raw, ok := top["context"]; ok && !isNull(raw) {
-		if json.Unmarshal(raw, &ctx) != nil {
-			ctx = nil
-		}
+func (d *Decoder) fields(ev *Event, top *envelope, now time.Time) {
+	ctx := top.Context
+	if ctx == nil {
+		ctx = &contextEnvelope{}
 	}
-	own, ctxTraits := objectOf(top["traits"]), objectOf(ctx["traits"])
+	own, ctxTraits := objectOf(top.Traits), objectOf(ctx.Traits)
 	traits := mergedTraits(own, ctxTraits)
 
 	add := func(name, value string) { ev.Fields = append(ev.Fields, Field{name, value}) }
@@ -103,9 +101,12 @@ func (d *Decoder) fields(ev *Event, top map[string]json.RawMessage, now time.Tim
 		}
 	}
 
-	loc := objectOf(ctx["location"])
-	for _, f := range [...]string{"city", "country"} {
-		if raw, ok := loc[f]; ok && !isNull(raw) {
+	loc := ctx.Location
+	if loc == nil {
+		loc = &locationEnvelope{}
+	}
+	for i, f := range [...]string{"city", "country"} {
+		if raw := [...]json.RawMessage{loc.City, loc.Country}[i]; !isNull(raw) {
 			if v, why := normText(raw); why == "" {
 				add(f, v)
 			} else {
@@ -113,9 +114,8 @@ func (d *Decoder) fields(ev *Event, top map[string]json.RawMessage, now time.Tim
 			}
 		}
 	}
-	latRaw, latOK := loc["latitude"]
-	lonRaw, lonOK := loc["longitude"]
-	latOK, lonOK = latOK && !isNull(latRaw), lonOK && !isNull(lonRaw)
+	latRaw, lonRaw := loc.Latitude, loc.Longitude
+	latOK, lonOK := !isNull(latRaw), !isNull(lonRaw)
 	if latOK || lonOK {
 		if v, why := normCoordinates(latRaw, lonRaw); why == "" {
 			add(FieldCoordinates, v)
@@ -123,7 +123,7 @@ func (d *Decoder) fields(ev *Event, top map[string]json.RawMessage, now time.Tim
 			drop(FieldCoordinates, why)
 		}
 	}
-	if raw, ok := ctx["timezone"]; ok && !isNull(raw) {
+	if raw := ctx.Timezone; !isNull(raw) {
 		if v, why := normTimezone(raw); why == "" {
 			add(FieldTimezone, v)
 		} else {
