@@ -222,6 +222,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the profiled binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		_ = os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 // binary is profiled built from ../cmd/profiled, once per test run
 // ($PROFILED_TEST_BINARY when given).
 func binary(t *testing.T) string {
