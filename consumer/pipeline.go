@@ -10,7 +10,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/profiled/profiled/profile"
-	"github.com/profiled/profiled/sink"
 )
 
 // The records of one generation flow through three stages, each one
@@ -80,27 +79,19 @@ func (c *Consumer) fold(b *batch, r decoded) {
 	u.Add(r.ev, c.source(r.msg.Topic, r.msg.Partition), r.msg.Offset)
 }
 
-// refold rebuilds the updates without the records of stopped partitions
-// at or after their stop offsets. Rare: only after a dead-letter write
-// failed for good.
-func (c *Consumer) refold(b *batch, stopAt map[topicPartition]int64) {
-	b.updates, b.order = map[string]*profile.Update{}, nil
-	for _, r := range b.recs {
-		if stop, ok := stopAt[topicPartition{r.msg.Topic, r.msg.Partition}]; ok && r.msg.Offset >= stop {
-			continue
-		}
-		if r.rej == nil && r.ev.Kind != profile.KindIgnored {
-			c.fold(b, r)
-		}
-	}
+// written is what the writer hands the committer: the next offset of each
+// partition the batch touched, the high watermarks seen, and, when the
+// batch held rejected records, the outcome of their dead-letter write
+// (which the committer waits for before it commits past them).
+type written struct {
+	next map[topicPartition]int64
+	hwm  map[topicPartition]int64
+	dlq  <-chan dlqResult
 }
 
-// written is what the writer hands the committer: the next offset of each
-// partition the batch touched, and the high watermarks seen.
-type written struct {
-	next    map[topicPartition]int64
-	hwm     map[topicPartition]int64
-	stopped map[topicPartition]int64
+type dlqResult struct {
+	stopAt map[topicPartition]int64 // partitions stopped by a dead letter that failed for good
+	err    error                    // the write did not finish before the drain ended
 }
 
 // process runs the three stages of one generation and returns when they
@@ -208,12 +199,11 @@ func (c *Consumer) handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
 func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- written) bool {
 	defer close(done)
 	ok := true
-	stopped := map[topicPartition]int64{}
 	for b := range in {
 		if !ok {
 			continue
 		}
-		w, err := c.write(rctx, b, stopped)
+		w, err := c.write(rctx, b)
 		if err != nil {
 			c.log.Warn().Err(err).Msg("batch not written; its records will be delivered again")
 			ok = false
@@ -224,48 +214,41 @@ func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- 
 	return ok
 }
 
-// write dead-letters the rejected records, applies the updates and returns
-// the offsets to commit. stopped carries the partitions stopped by a
-// dead-letter write that failed for good, across batches.
-func (c *Consumer) write(ctx context.Context, b *batch, stopped map[topicPartition]int64) (written, error) {
+// write starts the dead-letter write of the rejected records, applies the
+// updates, and returns the offsets to commit.
+//
+// Dead letters do not hold up the writer: they concern other records than
+// the Redis write, and waiting for their acknowledgement here would add a
+// Kafka round trip to every batch that holds a bad record. The committer
+// waits for it instead, so no offset passes a record before its dead
+// letter is acknowledged. A dead letter that fails for good stops its
+// partition at that record; records after it that reached Redis are
+// harmless: never committed, and recognised by their offsets when they are
+// delivered again.
+func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 	start := time.Now()
 	c.m.batchSize.Observe(float64(len(b.recs)))
-	// Dead letters and the Redis write go out together: they concern
-	// different records, and waiting for one before the other would add a
-	// Kafka round trip to every batch that holds a bad record. A dead-letter
-	// write that fails for good stops its partition; records after it that
-	// reached Redis meanwhile are harmless (never committed, recognised by
-	// their offsets when delivered again).
-	dlqDone := make(chan error, 1)
-	var stopAt map[topicPartition]int64
+	w := written{next: map[topicPartition]int64{}, hwm: map[topicPartition]int64{}}
 	if len(b.dead) > 0 {
+		ch := make(chan dlqResult, 1)
+		w.dlq = ch
 		go func() {
-			var err error
-			stopAt, err = c.deadLetter(ctx, b.recs, b.dead, start)
-			dlqDone <- err
+			stopAt, err := c.deadLetter(ctx, b.recs, b.dead, start)
+			ch <- dlqResult{stopAt: stopAt, err: err}
 		}()
-	} else {
-		dlqDone <- nil
-	}
-	// a partition stopped by an earlier batch: nothing at or after its stop
-	// offset is applied or committed
-	for _, r := range b.recs {
-		if off, ok := stopped[topicPartition{r.msg.Topic, r.msg.Partition}]; ok && r.msg.Offset >= off {
-			c.refold(b, stopped)
-			break
-		}
 	}
 
 	applyStart := time.Now()
-	var res sink.Result
 	if len(b.order) > 0 {
 		for attempt := 0; ; attempt++ {
 			t := time.Now()
-			var err error
-			res, err = c.store.Apply(ctx, b.order)
+			res, err := c.store.Apply(ctx, b.order)
 			if err == nil {
 				c.m.redisLatency.Observe(time.Since(t).Seconds())
 				c.sinkFailing.Store(false)
+				c.m.created.Add(float64(res.Created))
+				c.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
+				c.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
 				break
 			}
 			c.m.redisErrors.Inc()
@@ -275,31 +258,17 @@ func (c *Consumer) write(ctx context.Context, b *batch, stopped map[topicPartiti
 			}
 			c.touch()
 			if !sleep(ctx, c.backoff(attempt)) {
-				<-dlqDone
+				if w.dlq != nil {
+					<-w.dlq
+				}
 				return written{}, err
 			}
 		}
 	}
-	applied := time.Now()
-	if err := <-dlqDone; err != nil {
-		return written{}, err
-	}
-	for tp, off := range stopAt {
-		if _, ok := stopped[tp]; !ok {
-			stopped[tp] = off
-		}
-	}
-	c.m.created.Add(float64(res.Created))
-	c.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
-	c.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
-
-	w := written{next: map[topicPartition]int64{}, hwm: map[topicPartition]int64{}, stopped: map[topicPartition]int64{}}
+	now := time.Now()
 	kinds := map[profile.Kind]int{}
 	for _, r := range b.recs {
 		tp := topicPartition{r.msg.Topic, r.msg.Partition}
-		if off, ok := stopped[tp]; ok && r.msg.Offset >= off {
-			continue
-		}
 		c.m.consumed.WithLabelValues(tp.topic).Inc()
 		w.next[tp] = r.msg.Offset + 1
 		w.hwm[tp] = r.msg.HighWaterMark
@@ -309,34 +278,28 @@ func (c *Consumer) write(ctx context.Context, b *batch, stopped map[topicPartiti
 			c.m.skipped.WithLabelValues(r.ev.SkipReason).Inc()
 		default:
 			kinds[r.ev.Kind]++
+			c.m.eventLag.Observe(float64(now.UnixMilli()-r.ev.Time) / 1000)
 			for _, d := range r.ev.Dropped {
 				c.m.fieldsDropped.WithLabelValues(d.Field, d.Reason).Inc()
 			}
 		}
 	}
-	for tp, off := range stopped {
-		w.stopped[tp] = off
-	}
-	now := time.Now()
 	for k, n := range kinds {
 		c.m.applied.WithLabelValues(k.String()).Add(float64(n))
 	}
-	for _, r := range b.recs {
-		if r.rej == nil && r.ev.Kind != profile.KindIgnored {
-			c.m.eventLag.Observe(float64(now.UnixMilli()-r.ev.Time) / 1000)
-		}
-	}
-	c.log.Debug().Int("records", len(b.recs)).Int("profiles", len(b.order)).
-		Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", applied.Sub(applyStart)).Dur("dead_letter", now.Sub(start)).
+	c.log.Debug().Int("records", len(b.recs)).Int("profiles", len(b.order)).Int("dead", len(b.dead)).
+		Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", now.Sub(applyStart)).
 		Msg("batch written")
 	return w, nil
 }
 
 // commitLoop commits what the writer finished: at most once per
 // CommitInterval while records flow, and once more when the writer is done.
-// A commit the coordinator refuses for good (the generation is over) halts
-// the generation: the next owner gets those records again.
-func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-chan written, halt func()) {
+// It returns false when it had to leave written records uncommitted: a
+// dead-letter write did not finish before the drain ended, or the
+// coordinator refused a commit for good (the generation is over; then it
+// halts the generation, and the next owner gets those records again).
+func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-chan written, halt func()) bool {
 	pending := map[topicPartition]int64{}
 	hwm := map[topicPartition]int64{}
 	stopped := map[topicPartition]int64{}
@@ -344,9 +307,10 @@ func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
-	dead := false
+	frozen := false // nothing more may be committed in this generation
+	complete := true
 	flush := func() {
-		if len(pending) == 0 || dead {
+		if len(pending) == 0 || frozen {
 			return
 		}
 		if c.cfg.BeforeCommit != nil {
@@ -361,7 +325,7 @@ func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-
 		}
 		if err := c.commit(rctx, gen, offsets); err != nil {
 			c.log.Warn().Err(err).Int32("generation", gen.ID).Msg("offsets not committed; those records will be delivered again")
-			dead = true
+			frozen, complete = true, false
 			halt()
 			return
 		}
@@ -371,7 +335,6 @@ func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-
 				c.m.consumerLag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(max(hwm[tp]-off, 0)))
 			}
 		}
-		c.m.stoppedParts.Set(float64(len(stopped)))
 		c.m.lastProcessed.Set(float64(last.UnixNano()) / 1e9)
 		clear(pending)
 	}
@@ -380,17 +343,32 @@ func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-
 		case w, ok := <-in:
 			if !ok {
 				flush()
-				return
+				return complete
+			}
+			if frozen {
+				continue
+			}
+			if w.dlq != nil {
+				r := <-w.dlq
+				if r.err != nil {
+					c.log.Warn().Err(r.err).Msg("dead letters not written; their records and those after them will be delivered again")
+					flush() // earlier batches are done
+					frozen, complete = true, false
+					continue
+				}
+				for tp, off := range r.stopAt {
+					if _, ok := stopped[tp]; !ok {
+						stopped[tp] = off
+					}
+				}
+				c.m.stoppedParts.Set(float64(len(stopped)))
 			}
 			for tp, off := range w.next {
+				if stop, ok := stopped[tp]; ok {
+					off = min(off, stop) // up to the record that failed, never past it
+				}
 				pending[tp] = off
 				hwm[tp] = w.hwm[tp]
-			}
-			for tp, off := range w.stopped {
-				stopped[tp] = off
-				if cur, ok := pending[tp]; !ok || cur > off {
-					pending[tp] = off // commit up to the record that failed, not past it
-				}
 			}
 			if wait := c.cfg.CommitInterval - time.Since(last); wait <= 0 {
 				flush()
