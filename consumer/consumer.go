@@ -60,7 +60,7 @@ type Config struct {
 	// BatchSize bounds the records of one batch; default 1000.
 	BatchSize int
 	// BatchTime is how long the first record of a batch may wait for more
-	// while the writer is idle; default 5ms. While the writer is busy,
+	// while the writer is idle; default 1ms. While the writer is busy,
 	// records gather anyway (natural batching), so batches grow with load
 	// and latency stays low when the stream is light.
 	BatchTime time.Duration
@@ -93,7 +93,7 @@ func (c *Config) setDefaults() {
 		c.BatchSize = 1000
 	}
 	if c.BatchTime == 0 {
-		c.BatchTime = 5 * time.Millisecond
+		c.BatchTime = time.Millisecond
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = 100 * time.Millisecond

@@ -231,8 +231,13 @@ func startProfiled(s settings, topic, group, prefix string, extra ...string) (*p
 }
 
 // stop sends SIGTERM and waits; it returns the process' CPU seconds and
-// peak RSS in MiB.
+// peak RSS in MiB. The peak is the kernel's high-water mark of the
+// process' own address space (VmHWM, reset by exec), read before the
+// signal: wait4's ru_maxrss would also count the pages the child shared
+// with this process between fork and exec, and this process holds the
+// whole workload in memory.
 func (p *proc) stop() (float64, float64) {
+	hwm := vmHWM(p.cmd.Process.Pid)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -245,7 +250,22 @@ func (p *proc) stop() (float64, float64) {
 		return 0, 0
 	}
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	return cpu, float64(ru.Maxrss) / 1024
+	return cpu, hwm
+}
+
+// vmHWM returns a process' peak resident set in MiB, from /proc.
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func waitReady(ctx context.Context, p *proc) error {
@@ -696,7 +716,7 @@ func (r *results) write(s settings) error {
 	md.WriteString("the machines are shared, so read the ratios (measured side by side) before the absolute numbers.\n\n")
 	fmt.Fprintf(&md, "- Machine: %d cores, %s\n- Go %s, Apache Kafka %s (one KRaft node), Redis %s\n", runtime.NumCPU(), cpuModel(), strings.TrimPrefix(runtime.Version(), "go"), s.kafkaVersion, r.redisVersion)
 	fmt.Fprintf(&md, "- Workload: %d records over %d users (Zipf 1.1), 70%% launches, 25%% visits, 5%% identify, 1%% malformed, 2%% producer duplicates, times shuffled ±10 min, %d partitions keyed by userId\n", s.events, s.users, s.partitions)
-	fmt.Fprintf(&md, "- profiled settings: batch size %d, batch time 5ms (default), dedupe window 24h\n\n", s.batchSize)
+	fmt.Fprintf(&md, "- profiled settings: batch size %d, batch time 1ms (default), dedupe window 24h\n\n", s.batchSize)
 	md.WriteString(table)
 	fmt.Fprintf(&md, "\nLatency: %s. Measured from the return of the producer's acknowledged write to the Redis keyspace notification of the probe profile's write.\n", r.latencyNote)
 	if r.split != nil {

@@ -160,7 +160,7 @@ var settings = []setting{
 		func(c *config, v string) error { c.DLQTopic = v; return nil }},
 	{"batch-size", "1000", "most records per batch (one Redis pipeline per batch)", false,
 		func(c *config, v string) (err error) { c.BatchSize, err = parseInt(v); return }},
-	{"batch-time", "5ms", "how long a batch waits for more records while the writer is idle (batches also grow by themselves while it is busy)", false,
+	{"batch-time", "1ms", "how long a batch waits for more records while the writer is idle (batches also grow by themselves while it is busy)", false,
 		func(c *config, v string) (err error) { c.BatchTime, err = parseDuration(v); return }},
 	{"redis-url", "", "Redis server URL: redis:// or rediss://, with user, password and db", true,
 		func(c *config, v string) error { c.RedisURL = v; return nil }},
