@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Config holds the rules that users can tune. The zero value is not usable;
@@ -236,6 +237,15 @@ func eventTime(top *envelope, recordTime, now time.Time, skew time.Duration) (in
 func stringOf(raw json.RawMessage) (string, bool) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", false
+	}
+	// raw was validated by the decoder that cut it out, so a string without
+	// escapes in valid UTF-8 is its own value; json.Unmarshal (escapes,
+	// invalid UTF-8 replaced by U+FFFD) only for the rest. This was 17% of
+	// profiled's CPU.
+	if len(raw) >= 2 && raw[len(raw)-1] == '"' {
+		if body := raw[1 : len(raw)-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+			return string(body), true
+		}
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -48,5 +49,19 @@ func TestFastPathKeepsExactNames(t *testing.T) {
 	}
 	if _, err := d.Decode([]byte(`{"type":"page",`), now, now); err == nil {
 		t.Error("truncated JSON accepted")
+	}
+}
+
+// TestStringOfMatchesEncodingJSON proves the escape-free shortcut of
+// stringOf returns what encoding/json returns.
+func TestStringOfMatchesEncodingJSON(t *testing.T) {
+	for _, raw := range []string{`""`, `"plain"`, `"ünïcödé ✓"`, `"tab\tescaped"`, `"quote \" inside"`,
+		`"\u00e9"`, "\"bad utf8 \xff\"", `"back\\slash"`} {
+		got, ok := stringOf([]byte(raw))
+		var want string
+		err := json.Unmarshal([]byte(raw), &want)
+		if !ok || err != nil || got != want {
+			t.Errorf("stringOf(%q) = %q, %v; encoding/json gives %q, %v", raw, got, ok, want, err)
+		}
 	}
 }
