@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,13 @@ var (
 )
 
 func main() {
+	// The pipeline allocates a little per record over a small live heap
+	// (about 20 MiB), so the default GOGC=100 collects several times a
+	// second under load. 200 halves the collections for about 20 MiB more.
+	// An operator's GOGC still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
