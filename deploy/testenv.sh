@@ -79,6 +79,11 @@ if [[ "$start_kafka" == 1 ]]; then
     PROFILED_TEST_KAFKA_BROKERS="$(sed -n 's/^KAFKA_BROKERS=//p' "$ENV_DIR/kafka.out")"
     [[ -n "$PROFILED_TEST_KAFKA_BROKERS" ]] || { log "kafka.sh start printed no KAFKA_BROKERS"; exit 1; }
     export PROFILED_TEST_KAFKA_BROKERS
+    # the broker's pid, for the benchmark's CPU split (other brokers may run)
+    if [[ -f "$KAFKA_DIR/kafka.pid" ]]; then
+        PROFILED_TEST_KAFKA_PID="$(cat "$KAFKA_DIR/kafka.pid")"
+        export PROFILED_TEST_KAFKA_PID
+    fi
 fi
 
 if [[ -z "${PROFILED_TEST_REDIS_SERVER:-}" ]] && command -v redis-server >/dev/null; then

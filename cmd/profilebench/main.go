@@ -341,6 +341,9 @@ type pipeResult struct {
 
 func pipeline(ctx context.Context, s settings, conn consumer.Conn, topic, prefix, group string) (pipeResult, error) {
 	kafkaPid, redisPid := findPid("kafka.Kafka"), 0
+	if pid, err := strconv.Atoi(os.Getenv("PROFILED_TEST_KAFKA_PID")); err == nil {
+		kafkaPid = pid // make bench's own broker, when others run too
+	}
 	if opts, err := redis.ParseURL(s.redisURL); err == nil {
 		c := redis.NewClient(opts)
 		if info, err := c.InfoMap(ctx, "server").Result(); err == nil {
