@@ -5,6 +5,9 @@
 #   deploy/kafka.sh start    start a fresh broker, wait until it is ready,
 #                            print KAFKA_BROKERS=127.0.0.1:PORT
 #   deploy/kafka.sh stop     stop the broker started by `start`
+#   deploy/kafka.sh restart  stop that broker and start it again on the same
+#                            data dir and ports (topics, offsets and cluster id
+#                            kept), wait until it is ready
 #   deploy/kafka.sh status   report whether that broker is running
 #
 # Environment:
@@ -12,8 +15,8 @@
 #   KAFKA_PORT              client port          (default 19092)
 #   KAFKA_CONTROLLER_PORT   KRaft controller port (default 19093)
 #   KAFKA_DATA_DIR          data dir for `start` (default: a new mktemp -d dir);
-#                           for stop/status: which instance (default: the one
-#                           recorded in $PROFILED_CACHE/kafka.current)
+#                           for stop/restart/status: which instance (default:
+#                           the one recorded in $PROFILED_CACHE/kafka.current)
 #   KAFKA_START_TIMEOUT     seconds to wait for readiness (default 90)
 #   KAFKA_JAVA_OPTS         JVM options (default -Xms256m -Xmx512m -XX:+UseG1GC)
 set -euo pipefail
@@ -211,23 +214,40 @@ cmd_start() {
         die "kafka-storage format failed"
     fi
 
+    launch_broker "$dir"
+}
+
+# launch_broker DIR: run the broker of the formatted data dir DIR (its
+# server.properties names the ports), wait until it is ready and print where
+# it is; on failure stop it (and remove DIR if `start` created it) and exit 1.
+launch_broker() {
+    local dir="$1"
+    local -a log_opts=(
+        "-Dlog4j2.configurationFile=$KAFKA_DEPLOY_DIR/log4j2.properties"
+        "-Dkafka.logs.dir=$dir/logs"
+    )
+    # server.log is appended to across restarts: readiness is a new
+    # "started" line, not an old one.
+    local started_before
+    started_before="$(grep -c 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null || true)"
+    started_before="${started_before:-0}"
     local t0=$SECONDS
     # shellcheck disable=SC2086  # KAFKA_JAVA_OPTS is a list of words
     nohup "$JAVA" $KAFKA_JAVA_OPTS -Djava.awt.headless=true -XX:+ExitOnOutOfMemoryError \
         "${log_opts[@]}" -cp "$LIBS_DIR/*" kafka.Kafka "$dir/server.properties" \
-        </dev/null >"$dir/logs/stdout.log" 2>&1 &
+        </dev/null >>"$dir/logs/stdout.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$dir/kafka.pid"
     log "started broker pid $pid, data dir $dir; waiting for readiness (up to ${KAFKA_START_TIMEOUT}s)"
 
-    local deadline=$((SECONDS + KAFKA_START_TIMEOUT)) ready=0
+    local deadline=$((SECONDS + KAFKA_START_TIMEOUT)) ready=0 started
     while ((SECONDS < deadline)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             log "broker process $pid exited during startup"
             break
         fi
-        if grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null &&
-                port_open "$KAFKA_PORT"; then
+        started="$(grep -c 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null || true)"
+        if ((${started:-0} > started_before)) && port_open "$KAFKA_PORT"; then
             ready=1
             break
         fi
@@ -248,6 +268,19 @@ cmd_start() {
 # cmd_stop_dir DIR: stop the broker whose pid file is in DIR, remove DIR if
 # `start` created it.
 cmd_stop_dir() {
+    local dir="$1"
+    terminate_broker "$dir"
+    if [[ -f "$dir/.created-by-kafka-sh" ]]; then
+        rm -rf "$dir"
+    fi
+    if [[ -f "$CURRENT_FILE" && "$(cat "$CURRENT_FILE")" == "$dir" ]]; then
+        rm -f "$CURRENT_FILE"
+    fi
+}
+
+# terminate_broker DIR: stop the broker whose pid file is in DIR (TERM, then
+# KILL after STOP_TIMEOUT), keeping DIR.
+terminate_broker() {
     local dir="$1" pid=""
     [[ -f "$dir/kafka.pid" ]] && pid="$(cat "$dir/kafka.pid")"
     if [[ -n "$pid" ]] && is_our_kafka "$pid" "$dir"; then
@@ -269,12 +302,31 @@ cmd_stop_dir() {
         log "no running broker for data dir $dir"
     fi
     rm -f "$dir/kafka.pid"
-    if [[ -f "$dir/.created-by-kafka-sh" ]]; then
-        rm -rf "$dir"
+}
+
+# cmd_restart: stop the broker of the resolved data dir and start it again on
+# the same data (no format: the cluster id, topics and group offsets stay)
+# and the same ports.
+cmd_restart() {
+    libs_complete || cmd_fetch
+    local dir
+    dir="$(resolve_data_dir)"
+    [[ -n "$dir" ]] || die "no broker to restart (set KAFKA_DATA_DIR)"
+    [[ -f "$dir/server.properties" && -d "$dir/data" ]] || die "$dir is not a data dir made by '$0 start'"
+    # the ports come from the instance's own configuration
+    KAFKA_PORT="$(sed -n 's#^advertised.listeners=PLAINTEXT://127.0.0.1:##p' "$dir/server.properties")"
+    KAFKA_CONTROLLER_PORT="$(sed -n 's#^controller.quorum.bootstrap.servers=127.0.0.1:##p' "$dir/server.properties")"
+    terminate_broker "$dir"
+    local deadline=$((SECONDS + STOP_TIMEOUT))
+    while { port_open "$KAFKA_PORT" || port_open "$KAFKA_CONTROLLER_PORT"; } && ((SECONDS < deadline)); do
+        sleep 0.2
+    done
+    if port_open "$KAFKA_PORT"; then
+        die "port 127.0.0.1:$KAFKA_PORT is still in use after stopping the broker"
     fi
-    if [[ -f "$CURRENT_FILE" && "$(cat "$CURRENT_FILE")" == "$dir" ]]; then
-        rm -f "$CURRENT_FILE"
-    fi
+    mkdir -p "$CACHE_DIR"
+    echo "$dir" >"$CURRENT_FILE"
+    launch_broker "$dir"
 }
 
 cmd_stop() {
@@ -312,9 +364,10 @@ case "${1:-}" in
     fetch) cmd_fetch ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
+    restart) cmd_restart ;;
     status) cmd_status ;;
     *)
-        echo "usage: $0 fetch|start|stop|status" >&2
+        echo "usage: $0 fetch|start|stop|restart|status" >&2
         exit 2
         ;;
 esac
