@@ -1,0 +1,543 @@
+package faults_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Dead-letter headers (contract section 7).
+const (
+	hReason    = "profiled.error.reason"
+	hDetail    = "profiled.error.detail"
+	hTopic     = "profiled.source.topic"
+	hPartition = "profiled.source.partition"
+	hOffset    = "profiled.source.offset"
+	hFailedAt  = "profiled.failed_at"
+)
+
+const (
+	partitions = 6
+	// every profiled process gets these; scenarios add their own
+	sessionTimeout  = "3s"
+	shutdownTimeout = 10 * time.Second
+)
+
+// suite holds what the scenarios share: the binary, the broker, the seed.
+type suite struct {
+	bin    string
+	broker *broker
+	admin  *admin
+	seed   uint64
+	n      int
+}
+
+// totals are the suite's figures for its last line.
+var totals struct {
+	sync.Mutex
+	scenarios, events, lost, dup int
+}
+
+// scenario is one run from a clean topic, group, dead-letter topic and Redis.
+type scenario struct {
+	t     *testing.T
+	su    *suite
+	name  string
+	rng   *rand.Rand
+	start time.Time
+
+	topic, group, dlq string
+	redis             *redisServer
+	st                *stream
+	want              map[string]*want
+	fleet             *fleet
+	notes             []string
+	lost, dup         int
+	checked           bool
+}
+
+func (su *suite) newScenario(t *testing.T, name string, idx int) *scenario {
+	t.Helper()
+	seed := su.seed + uint64(idx)
+	s := &scenario{t: t, su: su, name: name, start: time.Now(),
+		rng:   rand.New(rand.NewPCG(seed, 77)),
+		topic: fmt.Sprintf("faults-%s-%d", name, seed), group: fmt.Sprintf("faults-%s-%d", name, seed),
+		dlq: fmt.Sprintf("faults-%s-%d-dlq", name, seed)}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		su.admin.deleteTopics(ctx, s.topic, s.dlq)
+	})
+	s.redis = startRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := su.admin.createTopic(ctx, s.topic, partitions); err != nil {
+		t.Fatal(err)
+	}
+	s.st = generate(seed, su.n, time.Now())
+	s.want = model(s.st.recs)
+	if err := produce(ctx, su.broker.addr, s.topic, s.st.recs); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	good, skip, dups, deadBy := s.st.tally()
+	t.Logf("%s: seed %d, %d records (%d applied, %d skipped, %d producer duplicates, dead %v), %d profiles, produced in %s",
+		name, seed, len(s.st.recs), good, skip, dups, deadBy, len(s.want), time.Since(s.start).Round(time.Millisecond))
+	// the stream the issue asks for: 2% duplicates, 1% of every reason
+	if n := len(s.st.recs); n >= 100000 {
+		if dups*50 < n {
+			t.Errorf("%d producer duplicates in %d records: below 2%%", dups, n)
+		}
+		for _, r := range reasons {
+			if deadBy[r]*100 < n {
+				t.Errorf("%d records rejected as %s in %d: below 1%%", deadBy[r], r, n)
+			}
+		}
+	}
+	s.start = time.Now()
+	return s
+}
+
+// launch makes the scenario's fleet of profiled processes against the
+// given Redis URL; extra settings are added to every process.
+func (s *scenario) launch(redisURL string, extra ...string) *fleet {
+	env := []string{
+		"PROFILED_KAFKA_BROKERS=" + s.su.broker.addr,
+		"PROFILED_KAFKA_TOPICS=" + s.topic,
+		"PROFILED_KAFKA_GROUP=" + s.group,
+		"PROFILED_DLQ_TOPIC=" + s.dlq,
+		"PROFILED_REDIS_URL=" + redisURL,
+		"PROFILED_KAFKA_SESSION_TIMEOUT=" + sessionTimeout,
+		"PROFILED_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String(),
+		"PROFILED_LOG_LEVEL=info",
+	}
+	s.fleet = newFleet(s.t, s.su.bin, s.group, append(env, extra...))
+	return s.fleet
+}
+
+func (s *scenario) note(format string, args ...any) {
+	s.notes = append(s.notes, fmt.Sprintf(format, args...))
+}
+
+// marks returns k progress fractions in [lo, hi], sorted: the moments of
+// the faults, in committed records.
+func (s *scenario) marks(k int, lo, hi float64) []float64 {
+	m := make([]float64, k)
+	for i := range m {
+		m[i] = lo + s.rng.Float64()*(hi-lo)
+	}
+	sort.Float64s(m)
+	return m
+}
+
+// jitter sleeps a random time below d: a fault lands at a random moment,
+// not at the moment a poll noticed progress.
+func (s *scenario) jitter(d time.Duration) {
+	time.Sleep(time.Duration(s.rng.Int64N(int64(d))))
+}
+
+// offsets returns the end offsets and the group's committed offsets.
+func (s *scenario) offsets() (ends, committed map[int]int64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ends, err = s.su.admin.ends(ctx, s.topic); err != nil {
+		return nil, nil, err
+	}
+	committed, err = s.su.admin.committed(ctx, s.group, s.topic, len(ends))
+	return ends, committed, err
+}
+
+// progress is the fraction of the topic the group has committed.
+func (s *scenario) progress() (float64, bool) {
+	ends, committed, err := s.offsets()
+	if err != nil {
+		return 0, false
+	}
+	var done, total int64
+	for p, end := range ends {
+		total += end
+		done += max(committed[p], 0)
+	}
+	if total == 0 {
+		return 0, false
+	}
+	return float64(done) / float64(total), true
+}
+
+// waitProgress waits until the group has committed frac of the topic;
+// Kafka errors (the broker is being restarted) only mean "not yet".
+func (s *scenario) waitProgress(frac float64, d time.Duration) {
+	s.t.Helper()
+	last := 0.0
+	if !poll(d, 100*time.Millisecond, func() bool {
+		p, ok := s.progress()
+		if ok {
+			last = p
+		}
+		return ok && p >= frac
+	}) {
+		s.t.Fatalf("no progress to %.0f%% within %s (at %.1f%%)%s", frac*100, d, last*100, s.unexpectedText())
+	}
+}
+
+// caughtUp reports whether the group has committed every partition to its end.
+func (s *scenario) caughtUp() bool {
+	ends, committed, err := s.offsets()
+	if err != nil {
+		return false
+	}
+	for p, end := range ends {
+		if committed[p] != end {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scenario) unexpectedText() string {
+	if u := s.fleet.unexpected(); len(u) > 0 {
+		return "\n" + strings.Join(u, "\n")
+	}
+	return ""
+}
+
+// metric sums a counter over the running instances.
+func (s *scenario) metric(name string) float64 {
+	var sum float64
+	c := http.Client{Timeout: 3 * time.Second}
+	for _, i := range s.fleet.running() {
+		resp, err := c.Get("http://" + i.http + "/metrics")
+		if err != nil {
+			continue
+		}
+		var b strings.Builder
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+		for _, l := range strings.Split(b.String(), "\n") {
+			if strings.HasPrefix(l, name+" ") || strings.HasPrefix(l, name+"{") {
+				f := strings.Fields(l)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				sum += v
+			}
+		}
+	}
+	return sum
+}
+
+// drain waits until the group has committed everything, then stops every
+// instance with SIGTERM and checks that each exits 0 in its grace period
+// and that no process of the group is left.
+func (s *scenario) drain(within time.Duration) {
+	s.t.Helper()
+	if !poll(within, 200*time.Millisecond, s.caughtUp) {
+		p, _ := s.progress()
+		s.t.Errorf("group %s did not commit every record within %s (at %.2f%%)", s.group, within, p*100)
+	}
+	for _, u := range s.fleet.unexpected() {
+		s.t.Error(u)
+	}
+	for _, err := range s.fleet.stopAll(shutdownTimeout + 5*time.Second) {
+		s.t.Error(err)
+	}
+	var left []int
+	if !poll(10*time.Second, 100*time.Millisecond, func() bool { left = s.fleet.leftovers(); return len(left) == 0 }) {
+		s.t.Errorf("processes of group %s left behind: %v", s.group, left)
+	}
+}
+
+// check compares everything with the model: committed offsets, every
+// profile, the dead-letter topic. It adds to the scenario's lost and
+// double-counted figures.
+func (s *scenario) check(label string) {
+	s.t.Helper()
+	s.checked = true
+	ends, committed, err := s.offsets()
+	if err != nil {
+		s.t.Errorf("%s: offsets: %v", label, err)
+	}
+	for p, end := range ends {
+		if committed[p] != end {
+			s.t.Errorf("%s: partition %d committed %d, end offset %d", label, p, committed[p], end)
+		}
+	}
+	lost, dup := s.checkProfiles(label)
+	lostDead := s.checkDeadLetters(label)
+	s.lost += lost + lostDead
+	s.dup += dup
+}
+
+var timeFormat = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+// checkProfiles reads every profile as analysts do (SCAN MATCH profile:{*,
+// keys ending in "}") and compares it with the model, all fields and both
+// counters; created_at and updated_at for format and order only.
+func (s *scenario) checkProfiles(label string) (lost, dup int) {
+	s.t.Helper()
+	rdb := s.redis.client()
+	defer rdb.Close()
+	got, err := readProfiles(rdb)
+	if err != nil {
+		s.t.Errorf("%s: read profiles: %v", label, err)
+		return 0, 0
+	}
+	var problems []string
+	report := func(format string, args ...any) {
+		if len(problems) < 12 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		} else if len(problems) == 12 {
+			problems = append(problems, "…")
+		}
+	}
+	mismatched := 0
+	for _, id := range sortedKeys(s.want) {
+		w := s.want[id]
+		h, ok := got[id]
+		if !ok {
+			lost += w.events
+			mismatched++
+			report("profile %q missing (%d events)", id, w.events)
+			continue
+		}
+		l, _ := strconv.Atoi(h["app_launches"])
+		v, _ := strconv.Atoi(h["web_visits"])
+		lost += max(w.launches-l, 0) + max(w.visits-v, 0)
+		dup += max(l-w.launches, 0) + max(v-w.visits, 0)
+		c, u := h["created_at"], h["updated_at"]
+		if !timeFormat.MatchString(c) || !timeFormat.MatchString(u) || c > u {
+			report("profile %q: created_at %q, updated_at %q", id, c, u)
+		}
+		exp := w.hash()
+		var diffs []string
+		for k, ev := range exp {
+			if h[k] != ev {
+				if _, has := h[k]; has {
+					diffs = append(diffs, fmt.Sprintf("%s=%q want %q", k, h[k], ev))
+				} else {
+					diffs = append(diffs, fmt.Sprintf("%s missing, want %q", k, ev))
+				}
+			}
+		}
+		for k, gv := range h {
+			if _, ok := exp[k]; !ok && k != "created_at" && k != "updated_at" {
+				diffs = append(diffs, fmt.Sprintf("%s=%q should not be set", k, gv))
+			}
+			if s.st.never[gv] {
+				diffs = append(diffs, fmt.Sprintf("%s=%q is a value that must be dropped", k, gv))
+			}
+		}
+		if len(diffs) > 0 {
+			sort.Strings(diffs)
+			mismatched++
+			report("profile %q: %s", id, strings.Join(diffs, "; "))
+		}
+	}
+	for _, id := range sortedKeys(got) {
+		if _, ok := s.want[id]; !ok {
+			l, _ := strconv.Atoi(got[id]["app_launches"])
+			v, _ := strconv.Atoi(got[id]["web_visits"])
+			dup += l + v
+			mismatched++
+			report("profile %q should not exist: %v", id, got[id])
+		}
+	}
+	if mismatched > 0 {
+		s.t.Errorf("%s: %d of %d profiles differ from the model (%d stored):\n  %s",
+			label, mismatched, len(s.want), len(got), strings.Join(problems, "\n  "))
+	}
+	return lost, dup
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func readProfiles(rdb *redis.Client) (map[string]map[string]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var keys []string
+	iter := rdb.Scan(ctx, 0, "profile:{*", 2000).Iterator()
+	for iter.Next(ctx) {
+		if k := iter.Val(); strings.HasSuffix(k, "}") {
+			keys = append(keys, k)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]map[string]string, len(keys))
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), 1000)]
+		keys = keys[len(chunk):]
+		cmds := make([]*redis.MapStringStringCmd, len(chunk))
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range chunk {
+				cmds[i] = p.HGetAll(ctx, k)
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		for i, k := range chunk {
+			id := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}")
+			out[id] = cmds[i].Val()
+		}
+	}
+	return out, nil
+}
+
+// checkDeadLetters reads the dead-letter topic: every rejected record must
+// be there with its reason and headers, key and value unchanged, and
+// nothing else. A record dead-lettered more than once (a crash between the
+// acknowledgement and the commit) is one record, matched by its
+// profiled.source.* headers. It returns the rejected records missing.
+func (s *scenario) checkDeadLetters(label string) (missing int) {
+	s.t.Helper()
+	type pos struct {
+		p int32
+		o int64
+	}
+	bad := map[pos]*rec{}
+	all := map[pos]*rec{}
+	for _, r := range s.st.recs {
+		all[pos{r.partition, r.offset}] = r
+		if r.out == dead {
+			bad[pos{r.partition, r.offset}] = r
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ends, err := s.su.admin.ends(ctx, s.dlq)
+	if err != nil {
+		s.t.Errorf("%s: dead-letter topic %s: %v", label, s.dlq, err)
+		return len(bad)
+	}
+	letters, err := readAll(ctx, s.su.broker.addr, s.dlq, ends)
+	if err != nil {
+		s.t.Errorf("%s: %v", label, err)
+		return len(bad)
+	}
+	var problems []string
+	report := func(format string, args ...any) {
+		if len(problems) < 12 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+	}
+	seen := map[pos]int{}
+	wrong := 0
+	for _, d := range letters {
+		h := headers(d)
+		p, perr := strconv.ParseInt(h[hPartition], 10, 32)
+		o, oerr := strconv.ParseInt(h[hOffset], 10, 64)
+		if h[hTopic] != s.topic || perr != nil || oerr != nil {
+			wrong++
+			report("dead letter at %d/%d: source headers %q %q %q", d.Partition, d.Offset, h[hTopic], h[hPartition], h[hOffset])
+			continue
+		}
+		at := pos{int32(p), o}
+		r := bad[at]
+		if r == nil {
+			wrong++
+			if src := all[at]; src != nil {
+				report("record %d/%d (seq %d, outcome %d) was dead-lettered (%s: %s) but must not be", p, o, src.seq, src.out, h[hReason], h[hDetail])
+			} else {
+				report("dead letter names record %d/%d, which the suite never produced", p, o)
+			}
+			continue
+		}
+		seen[at]++
+		var why []string
+		if h[hReason] != r.reason {
+			why = append(why, fmt.Sprintf("reason %q, want %q (detail %q)", h[hReason], r.reason, h[hDetail]))
+		}
+		if string(d.Key) != string(r.key) || string(d.Value) != string(r.value) {
+			why = append(why, "key or value changed")
+		}
+		if h[seqHeader] != strconv.Itoa(r.seq) {
+			why = append(why, fmt.Sprintf("its own header %s=%q lost", seqHeader, h[seqHeader]))
+		}
+		if h[hDetail] == "" {
+			why = append(why, "no detail")
+		}
+		if _, err := time.Parse(time.RFC3339Nano, h[hFailedAt]); err != nil {
+			why = append(why, fmt.Sprintf("failed_at %q", h[hFailedAt]))
+		}
+		if len(why) > 0 {
+			wrong++
+			report("dead letter of %d/%d (seq %d): %s", p, o, r.seq, strings.Join(why, "; "))
+		}
+	}
+	repeated := 0
+	for at, r := range bad {
+		switch n := seen[at]; {
+		case n == 0:
+			missing++
+			report("rejected record %d/%d (seq %d, %s) is not in the dead-letter topic", at.p, at.o, r.seq, r.reason)
+		case n > 1:
+			repeated += n - 1
+		}
+	}
+	if wrong > 0 || missing > 0 {
+		s.t.Errorf("%s: dead-letter topic: %d letters for %d rejected records, %d wrong, %d missing:\n  %s",
+			label, len(letters), len(bad), wrong, missing, strings.Join(problems, "\n  "))
+	}
+	if repeated > 0 {
+		s.note("%d dead letters written again", repeated)
+	}
+	return missing
+}
+
+// headers returns a record's headers; the original headers come first, so
+// later keys of the same name cannot hide them from the seq check.
+func headers(r *kgo.Record) map[string]string {
+	h := map[string]string{}
+	for _, kv := range r.Headers {
+		if _, ok := h[kv.Key]; !ok {
+			h[kv.Key] = string(kv.Value)
+		}
+	}
+	return h
+}
+
+// report prints the scenario's line and adds it to the totals.
+func (s *scenario) report() {
+	took := time.Since(s.start).Seconds()
+	line := fmt.Sprintf("scenario %s: %d events, %d lost, %d double-counted", s.name, len(s.st.recs), s.lost, s.dup)
+	for _, n := range s.notes {
+		line += ", " + n
+	}
+	if !s.checked || s.t.Failed() {
+		line += ", FAILED"
+	}
+	fmt.Printf("%s, %.1fs\n", line, took)
+	totals.Lock()
+	totals.scenarios++
+	totals.events += len(s.st.recs)
+	totals.lost += s.lost
+	totals.dup += s.dup
+	totals.Unlock()
+	if s.lost > 0 || s.dup > 0 {
+		s.t.Errorf("%d events lost, %d double-counted", s.lost, s.dup)
+	}
+}
