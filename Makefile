@@ -6,7 +6,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 FUZZTIME ?= 15s
 
-.PHONY: help build run test test-short test-go fuzz lint bench services-up clean
+.PHONY: help build run test test-short test-go fuzz test-faults lint bench services-up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -34,6 +34,19 @@ test-short: ## unit tests only: no services needed
 fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test ./profile -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./profile -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME)
+
+# The fault suite runs its own broker (KAFKA_PORT 39092, or
+# PROFILED_FAULTS_KAFKA_PORT) and its own redis-servers (36379 up), so it
+# needs no testenv.sh; it prints one line per scenario and, last,
+# "faults: <n> scenarios, <m> events, <lost> lost, <dup> double-counted".
+# The binaries go to bin/faults/ so that a concurrent make test cannot swap
+# bin/profiled under it.
+test-faults: ## fault suite: kill -9, rebalances, Redis and broker restarts, slow Redis, replay (faults/; ~5 min)
+	@mkdir -p bin/faults
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/faults/profiled ./cmd/profiled
+	$(GO) test -c -race -o bin/faults/faults.test ./faults
+	cd faults && PROFILED_FAULTS=1 PROFILED_TEST_BINARY=$(CURDIR)/bin/faults/profiled \
+		../bin/faults/faults.test -test.count=1 -test.timeout 30m
 
 bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
 	deploy/testenv.sh $(GO) run ./cmd/profilebench
