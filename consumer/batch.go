@@ -43,81 +43,99 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, offsets ma
 // errors until ctx ends; a record whose write fails for good stops its
 // partition: the returned map holds, per stopped partition, the offset of
 // the first record that must not be committed.
+//
+// The broker refuses a produce request larger than its message.max.bytes
+// (1 MB by default) as a whole, so a few oversized records that each fit
+// the topic can fail together. Records refused as too large are tried
+// again at once, each in a request of its own (dlqOne); only a record
+// refused on its own is too large for good.
 func (c *Consumer) deadLetter(ctx context.Context, recs []decoded, dead []int, now time.Time) (map[topicPartition]int64, error) {
 	failedAt := now.UTC().Format(time.RFC3339Nano)
 	stopAt := map[topicPartition]int64{}
+	alone := map[int]bool{} // records to write one per request
 	pending := dead
 	for attempt := 0; len(pending) > 0; attempt++ {
-		msgs := make([]kafka.Message, len(pending))
-		for j, i := range pending {
-			r := recs[i]
-			h := make([]kafka.Header, 0, len(r.msg.Headers)+6)
-			h = append(h, r.msg.Headers...)
-			h = append(h,
-				kafka.Header{Key: HeaderReason, Value: []byte(r.rej.Reason)},
-				kafka.Header{Key: HeaderDetail, Value: []byte(r.rej.Detail)},
-				kafka.Header{Key: HeaderSourceTopic, Value: []byte(r.msg.Topic)},
-				kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(r.msg.Partition))},
-				kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.msg.Offset, 10))},
-				kafka.Header{Key: HeaderFailedAt, Value: []byte(failedAt)},
-			)
-			msgs[j] = kafka.Message{Key: r.msg.Key, Value: r.msg.Value, Headers: h}
-		}
-		err := c.dlq.WriteMessages(ctx, msgs...)
-		if err == nil {
-			for _, i := range pending {
-				c.m.deadLettered.WithLabelValues(recs[i].rej.Reason).Inc()
-				c.log.Info().Str("reason", recs[i].rej.Reason).Str("detail", recs[i].rej.Detail).
-					Str("topic", recs[i].msg.Topic).Int("partition", recs[i].msg.Partition).
-					Int64("offset", recs[i].msg.Offset).Msg("dead-lettered")
+		var together, single, retry []int
+		for _, i := range pending {
+			if alone[i] {
+				single = append(single, i)
+			} else {
+				together = append(together, i)
 			}
-			return stopAt, nil
 		}
-		var werrs kafka.WriteErrors
-		var retry []int
-		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			for j, i := range pending {
+		var lastErr error
+		tooLargeOnly := true // every retry is a first try alone: no back-off
+		for _, group := range [...]struct {
+			w   *kafka.Writer
+			idx []int
+		}{{c.dlq, together}, {c.dlqOne, single}} {
+			if len(group.idx) == 0 {
+				continue
+			}
+			err := group.w.WriteMessages(ctx, c.letters(recs, group.idx, failedAt)...)
+			var werrs kafka.WriteErrors
+			perRecord := errors.As(err, &werrs) && len(werrs) == len(group.idx)
+			for j, i := range group.idx {
 				r := recs[i]
+				e := err
+				if perRecord {
+					e = werrs[j]
+				}
 				switch {
-				case werrs[j] == nil:
+				case e == nil:
 					c.m.deadLettered.WithLabelValues(r.rej.Reason).Inc()
-				case isTemporary(werrs[j]):
+					c.log.Info().Str("reason", r.rej.Reason).Str("detail", r.rej.Detail).
+						Str("topic", r.msg.Topic).Int("partition", r.msg.Partition).
+						Int64("offset", r.msg.Offset).Msg("dead-lettered")
+				case errors.Is(e, kafka.MessageSizeTooLarge) && !alone[i]:
+					alone[i] = true
+					retry = append(retry, i)
+				case isTemporary(e):
 					c.m.dlqErrors.WithLabelValues("temporary").Inc()
 					retry = append(retry, i)
+					lastErr, tooLargeOnly = e, false
 				default:
 					c.m.dlqErrors.WithLabelValues("permanent").Inc()
 					tp := topicPartition{r.msg.Topic, r.msg.Partition}
 					if cur, ok := stopAt[tp]; !ok || r.msg.Offset < cur {
 						stopAt[tp] = r.msg.Offset
 					}
-					c.log.Error().Err(werrs[j]).Str("topic", tp.topic).Int("partition", tp.partition).
+					c.log.Error().Err(e).Str("topic", tp.topic).Int("partition", tp.partition).
 						Int64("offset", r.msg.Offset).Msg("dead-letter write failed for good; partition stopped")
 				}
 			}
-		} else if isTemporary(err) {
-			c.m.dlqErrors.WithLabelValues("temporary").Inc()
-			retry = pending
-		} else {
-			c.m.dlqErrors.WithLabelValues("permanent").Inc()
-			for _, i := range pending {
-				r := recs[i]
-				tp := topicPartition{r.msg.Topic, r.msg.Partition}
-				if cur, ok := stopAt[tp]; !ok || r.msg.Offset < cur {
-					stopAt[tp] = r.msg.Offset
-				}
-			}
-			c.log.Error().Err(err).Msg("dead-letter write failed for good; partitions stopped")
 		}
 		pending = retry
-		if len(pending) > 0 {
+		if len(pending) > 0 && !tooLargeOnly {
 			if attempt == 0 || attempt%20 == 0 {
-				c.log.Warn().Err(err).Int("records", len(pending)).Msg("dead-letter write failed; retrying")
+				c.log.Warn().Err(lastErr).Int("records", len(pending)).Msg("dead-letter write failed; retrying")
 			}
 			c.touch()
 			if !sleep(ctx, c.backoff(attempt)) {
-				return nil, fmt.Errorf("dead-letter: %w", err)
+				return nil, fmt.Errorf("dead-letter: %w", lastErr)
 			}
 		}
 	}
 	return stopAt, nil
+}
+
+// letters returns the dead letters of the records at idx: key, value and
+// headers unchanged, plus the contract's headers.
+func (c *Consumer) letters(recs []decoded, idx []int, failedAt string) []kafka.Message {
+	msgs := make([]kafka.Message, len(idx))
+	for j, i := range idx {
+		r := recs[i]
+		h := make([]kafka.Header, 0, len(r.msg.Headers)+6)
+		h = append(h, r.msg.Headers...)
+		h = append(h,
+			kafka.Header{Key: HeaderReason, Value: []byte(r.rej.Reason)},
+			kafka.Header{Key: HeaderDetail, Value: []byte(r.rej.Detail)},
+			kafka.Header{Key: HeaderSourceTopic, Value: []byte(r.msg.Topic)},
+			kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(r.msg.Partition))},
+			kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.msg.Offset, 10))},
+			kafka.Header{Key: HeaderFailedAt, Value: []byte(failedAt)},
+		)
+		msgs[j] = kafka.Message{Key: r.msg.Key, Value: r.msg.Value, Headers: h}
+	}
+	return msgs
 }

@@ -157,7 +157,11 @@ type Consumer struct {
 	dec   *profile.Decoder
 	store Store
 	dlq   *kafka.Writer
-	now   func() time.Time
+	// dlqOne sends one record per produce request: dead letters the broker
+	// refused as part of a request over its size limit are retried through
+	// it, so that only a record too large on its own fails for good.
+	dlqOne *kafka.Writer
+	now    func() time.Time
 
 	mu      sync.Mutex
 	sources map[string]string // topic -> stable id of the topic's incarnation
@@ -178,21 +182,25 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{
-		cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, now: time.Now,
-		sources: map[string]string{},
-		dlq: &kafka.Writer{
+	dlqWriter := func(batchSize int) *kafka.Writer {
+		return &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Conn.Brokers...),
 			Topic:        cfg.DLQTopic,
 			Balancer:     &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll,
 			MaxAttempts:  1, // retried by the consumer, which knows what is at stake
-			BatchSize:    1000,
+			BatchSize:    batchSize,
 			BatchBytes:   64 << 20,
 			BatchTimeout: time.Millisecond,
 			WriteTimeout: 10 * time.Second,
 			Transport:    transport,
-		},
+		}
+	}
+	c := &Consumer{
+		cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, now: time.Now,
+		sources: map[string]string{},
+		dlq:     dlqWriter(1000),
+		dlqOne:  dlqWriter(1),
 	}
 	c.alive.Store(time.Now().UnixNano())
 	return c, nil
@@ -308,6 +316,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 	defer func() { <-closed }()
 	defer c.dlq.Close()
+	defer c.dlqOne.Close()
 
 	for {
 		c.touch()
@@ -323,6 +332,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	<-closed
 	c.dlq.Close()
+	c.dlqOne.Close()
 	if c.unfinished.Load() {
 		return errors.New("shutdown: the batch in hand could not be finished; it will be delivered again")
 	}
