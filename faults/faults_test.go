@@ -55,6 +55,7 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
 	}
+	defer watchdog(t)()
 	b, err := startBroker(t)
 	if err != nil {
 		t.Fatal(err)

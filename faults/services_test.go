@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +63,75 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// startChild starts cmd so that it dies with the suite: the kernel sends
+// it SIGKILL when the thread that started it ends (Pdeathsig), so that
+// thread is kept, locked, until the child has exited. The returned channel
+// is closed once the child is gone and after has run.
+func startChild(cmd *exec.Cmd, after func()) (<-chan struct{}, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			_ = cmd.Wait()
+			if after != nil {
+				after()
+			}
+		}
+		close(done)
+	}()
+	return done, <-started
+}
+
+// The reaper stops what the suite started when t.Cleanup cannot: the test
+// binary is told to stop (SIGINT, SIGTERM) or is about to reach its
+// -test.timeout. Children die with the suite anyway (startChild); the
+// broker, which kafka.sh detaches, needs the reaper.
+var reaper struct {
+	sync.Mutex
+	fns []func()
+}
+
+func atExit(fn func()) {
+	reaper.Lock()
+	defer reaper.Unlock()
+	reaper.fns = append(reaper.fns, fn)
+}
+
+// watchdog runs the reaper and exits on SIGINT or SIGTERM, or 20 s before
+// the test's deadline (with every goroutine's stack, as the timeout would
+// print). The returned function ends the watch.
+func watchdog(t *testing.T) func() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	var deadline <-chan time.Time
+	if d, ok := t.Deadline(); ok && time.Until(d) > time.Minute {
+		deadline = time.After(time.Until(d) - 20*time.Second)
+	}
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sig:
+			fmt.Fprintf(os.Stderr, "faults: %v: stopping what the suite started\n", s)
+		case <-deadline:
+			buf := make([]byte, 4<<20)
+			fmt.Fprintf(os.Stderr, "faults: the test deadline is 20s away: stopping what the suite started\n%s\n", buf[:runtime.Stack(buf, true)])
+		case <-stop:
+			return
+		}
+		reaper.Lock()
+		for k := len(reaper.fns) - 1; k >= 0; k-- {
+			reaper.fns[k]()
+		}
+		os.Exit(2)
+	}()
+	return func() { signal.Stop(sig); close(stop) }
 }
 
 // poll checks cond every interval until it holds or d has passed.
@@ -118,6 +189,7 @@ func startBroker(t *testing.T) (*broker, error) {
 		out, err := b.run("start", 3*time.Minute)
 		if err == nil {
 			t.Logf("broker on %s, data dir %s", b.addr, b.dir)
+			atExit(b.stop)
 			return b, nil
 		}
 		last = fmt.Errorf("kafka.sh start on %d: %v\n%s", b.port, err, tailLines(out, 15))
@@ -166,7 +238,7 @@ type redisServer struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{}
+	done <-chan struct{}
 }
 
 var nextRedisPort atomic.Int32
@@ -190,6 +262,7 @@ func startRedis(t *testing.T) *redisServer {
 	}
 	r.launch(t)
 	t.Cleanup(r.stop)
+	atExit(func() { r.stop(); os.RemoveAll(r.dir) }) // its append-only file is large
 	return r
 }
 
@@ -201,11 +274,10 @@ func (r *redisServer) launch(t *testing.T) {
 	cmd := exec.Command(r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
 		"--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
+	done, err := startChild(cmd, nil)
+	if err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	r.mu.Lock()
 	r.cmd, r.done = cmd, done
 	r.mu.Unlock()
@@ -354,7 +426,7 @@ type instance struct {
 	cmd     *exec.Cmd
 	http    string
 	logPath string
-	done    chan struct{}
+	done    <-chan struct{}
 	asked   atomic.Bool // the suite stopped it (SIGKILL or SIGTERM)
 }
 
@@ -465,8 +537,7 @@ func (f *fleet) start(t *testing.T, extra ...string) *instance {
 	f.mu.Lock()
 	n := len(f.all) + 1
 	f.mu.Unlock()
-	i := &instance{n: n, http: freeAddr(t), done: make(chan struct{}),
-		logPath: filepath.Join(f.dir, fmt.Sprintf("profiled-%d.log", n))}
+	i := &instance{n: n, http: freeAddr(t), logPath: filepath.Join(f.dir, fmt.Sprintf("profiled-%d.log", n))}
 	logf, err := os.Create(i.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -474,11 +545,12 @@ func (f *fleet) start(t *testing.T, extra ...string) *instance {
 	i.cmd = exec.Command(f.bin)
 	i.cmd.Env = append(append(append(cleanEnv("PROFILED_"), f.env...), "PROFILED_HTTP_ADDR="+i.http), extra...)
 	i.cmd.Stdout, i.cmd.Stderr = logf, logf
-	if err := i.cmd.Start(); err != nil {
+	done, err := startChild(i.cmd, func() { logf.Close() })
+	if err != nil {
 		logf.Close()
 		t.Fatalf("start profiled: %v", err)
 	}
-	go func() { _ = i.cmd.Wait(); logf.Close(); close(i.done) }()
+	i.done = done
 	f.mu.Lock()
 	f.all = append(f.all, i)
 	f.mu.Unlock()

@@ -91,8 +91,8 @@ type msgRef struct{ id, msgID string }
 
 // generate returns n records: launches, visits and identifies over users
 // (a few of them hot), with out-of-order and equal event times, 2.5%
-// producer duplicates, 8% ignored kinds, a few tombstones, and 1.1% of each
-// rejection reason.
+// producer duplicates, 8% ignored kinds, a few tombstones, 1.1% of each
+// rejection reason, and a burst of oversized records.
 func generate(seed uint64, n int, now time.Time) *stream {
 	g := &generator{
 		rng: rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1)), seed: seed, now: now,
@@ -101,7 +101,11 @@ func generate(seed uint64, n int, now time.Time) *stream {
 		msgsOf: map[string]map[string]bool{},
 	}
 	g.base = now.Add(-21 * 24 * time.Hour).Truncate(time.Second)
+	burst := n / 3
 	for len(g.s.recs) < n {
+		if len(g.s.recs) == burst {
+			g.burst()
+		}
 		switch r := g.rng.IntN(1000); {
 		case r < 55: // 1.1% each, so that no reason falls below 1% by chance
 			g.bad(reasons[r/11])
@@ -639,6 +643,20 @@ func (g *generator) bad(reason string) {
 		value = marshal(m)
 	}
 	g.add(&rec{key: []byte(id), value: value, ts: ts, out: dead, reason: reason})
+}
+
+// burst adds 40 oversized records in a row to one partition, as a
+// misbehaving producer sends them: each is too large for profiled but fits
+// the dead-letter topic, and together they are more than a produce request
+// may carry (1 MB by default).
+func (g *generator) burst() {
+	key := []byte(fmt.Sprintf("burst-%d", len(g.s.recs)))
+	for range 40 {
+		id := fmt.Sprintf("bad-%d", len(g.s.recs))
+		m := map[string]any{"type": "page", "userId": id, "timestamp": g.timeText(g.eventTime(1)),
+			"properties": map[string]any{"pad": strings.Repeat("y", 33*1024+g.rng.IntN(2000))}}
+		g.add(&rec{key: key, value: marshal(m), ts: g.now, out: dead, reason: reasonTooLarge})
+	}
 }
 
 // duplicate adds a producer duplicate of an earlier record: the same value,
