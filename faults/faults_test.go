@@ -74,6 +74,7 @@ func TestFaults(t *testing.T) {
 		{"broker-restart", brokerRestart},
 		{"slow-redis", slowRedis},
 		{"replay", replay},
+		{"chaos", chaos},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			s := su.newScenario(t, sc.name, i)
