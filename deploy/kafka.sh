@@ -217,11 +217,12 @@ cmd_start() {
     launch_broker "$dir"
 }
 
-# launch_broker DIR: run the broker of the formatted data dir DIR (its
+# launch_broker DIR [keep]: run the broker of the formatted data dir DIR (its
 # server.properties names the ports), wait until it is ready and print where
-# it is; on failure stop it (and remove DIR if `start` created it) and exit 1.
+# it is; on failure stop it and exit 1, removing DIR if `start` created it
+# unless the second argument is "keep" (a restart keeps the data).
 launch_broker() {
-    local dir="$1"
+    local dir="$1" keep="${2:-}"
     local -a log_opts=(
         "-Dlog4j2.configurationFile=$KAFKA_DEPLOY_DIR/log4j2.properties"
         "-Dkafka.logs.dir=$dir/logs"
@@ -257,7 +258,11 @@ launch_broker() {
         log "broker not ready after $((SECONDS - t0))s; last log lines:"
         tail -n 60 "$dir/logs/server.log" >&2 2>/dev/null || true
         tail -n 20 "$dir/logs/stdout.log" >&2 2>/dev/null || true
-        cmd_stop_dir "$dir" || true
+        if [[ "$keep" == keep ]]; then
+            terminate_broker "$dir" || true
+        else
+            cmd_stop_dir "$dir" || true
+        fi
         exit 1
     fi
     log "broker ready after ~$((SECONDS - t0))s"
@@ -326,7 +331,7 @@ cmd_restart() {
     fi
     mkdir -p "$CACHE_DIR"
     echo "$dir" >"$CURRENT_FILE"
-    launch_broker "$dir"
+    launch_broker "$dir" keep
 }
 
 cmd_stop() {
