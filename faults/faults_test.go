@@ -232,9 +232,8 @@ func slowRedis(s *scenario) {
 	for _, m := range spells {
 		s.waitProgress(m, 3*time.Minute)
 		s.jitter(time.Second)
-		// around the timeout: large replies (several chunks) time out,
-		// some small ones still arrive in time
-		px.setDelay(300*time.Millisecond + time.Duration(s.rng.IntN(600))*time.Millisecond)
+		// every chunk of replies comes later than the 500 ms timeout
+		px.setDelay(550*time.Millisecond + time.Duration(s.rng.IntN(650))*time.Millisecond)
 		time.Sleep(3*time.Second + time.Duration(s.rng.IntN(3000))*time.Millisecond) // the slow spell
 		px.setDelay(0)
 	}

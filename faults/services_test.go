@@ -212,14 +212,24 @@ func (b *broker) run(cmd string, timeout time.Duration) (string, error) {
 	return string(out), err
 }
 
-// restart stops the broker and starts it again on the same data.
+// restart stops the broker and starts it again on the same data. While it
+// is down, its port may be taken as the local end of some connection (the
+// ports above 32767 are ephemeral ones too); then it waits for the port
+// and tries again.
 func (b *broker) restart(t *testing.T) {
 	t.Helper()
-	out, err := b.run("restart", 3*time.Minute)
-	if err != nil {
-		t.Fatalf("kafka.sh restart: %v\n%s", err, tailLines(out, 30))
+	for try := 1; ; try++ {
+		out, err := b.run("restart", 3*time.Minute)
+		if err == nil {
+			b.restarts++
+			return
+		}
+		if try == 3 || !strings.Contains(out, "in use") {
+			t.Fatalf("kafka.sh restart: %v\n%s", err, tailLines(out, 30))
+		}
+		t.Logf("broker port busy at restart %d, waiting for it", try)
+		poll(time.Minute, 200*time.Millisecond, func() bool { return portFree(b.port) && portFree(b.ctrlPort) })
 	}
-	b.restarts++
 }
 
 // stop stops the broker and removes its data.
@@ -269,14 +279,32 @@ func startRedis(t *testing.T) *redisServer {
 func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 func (r *redisServer) url() string  { return "redis://" + r.addr() + "/0" }
 
+// launch runs redis-server on the instance's port and dir. While it was
+// down, its port may have been taken as the local end of some connection;
+// then it waits for the port and tries again.
 func (r *redisServer) launch(t *testing.T) {
 	t.Helper()
+	for try := 1; ; try++ {
+		err := r.try()
+		if err == nil {
+			return
+		}
+		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+		if try == 3 || !strings.Contains(string(log), "in use") {
+			t.Fatalf("%v:\n%s", err, tailLines(string(log), 20))
+		}
+		t.Logf("redis port %d busy, waiting for it", r.port)
+		poll(time.Minute, 200*time.Millisecond, func() bool { return portFree(r.port) })
+	}
+}
+
+func (r *redisServer) try() error {
 	cmd := exec.Command(r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
 		"--logfile", filepath.Join(r.dir, "redis.log"))
 	done, err := startChild(cmd, nil)
 	if err != nil {
-		t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	r.mu.Lock()
 	r.cmd, r.done = cmd, done
@@ -295,13 +323,15 @@ func (r *redisServer) launch(t *testing.T) {
 	})
 	select {
 	case <-done:
-		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-		t.Fatalf("redis-server on %d exited at start:\n%s", r.port, tailLines(string(log), 20))
+		return fmt.Errorf("redis-server on %d exited at start", r.port)
 	default:
 	}
 	if !ok {
-		t.Fatalf("redis-server on %d does not answer PING", r.port)
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("redis-server on %d does not answer PING", r.port)
 	}
+	return nil
 }
 
 // crash kills Redis with SIGKILL and waits for it to be gone.
