@@ -3,6 +3,7 @@ package faults_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
@@ -220,17 +221,9 @@ func (s *scenario) metric(name string) float64 {
 		if err != nil {
 			continue
 		}
-		var b strings.Builder
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := resp.Body.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, l := range strings.Split(b.String(), "\n") {
+		for _, l := range strings.Split(string(body), "\n") {
 			if strings.HasPrefix(l, name+" ") || strings.HasPrefix(l, name+"{") {
 				f := strings.Fields(l)
 				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
