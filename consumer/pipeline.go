@@ -33,7 +33,8 @@ type batch struct {
 	dead    []int
 	updates map[string]*profile.Update
 	order   []*profile.Update
-	first   time.Time // arrival of the first record, for the linger
+	sources map[topicPartition]string // log ids of the batch's partitions
+	first   time.Time                 // arrival of the first record, for the linger
 	decoded time.Duration
 }
 
@@ -44,7 +45,7 @@ type decoded struct {
 }
 
 func newBatch(size int) *batch {
-	return &batch{recs: make([]decoded, 0, size), updates: map[string]*profile.Update{}}
+	return &batch{recs: make([]decoded, 0, size), updates: map[string]*profile.Update{}, sources: map[topicPartition]string{}}
 }
 
 // add decodes one record into the batch.
@@ -76,7 +77,13 @@ func (c *Consumer) fold(b *batch, r decoded) {
 		b.updates[r.ev.ProfileID] = u
 		b.order = append(b.order, u)
 	}
-	u.Add(r.ev, c.source(r.msg.Topic, r.msg.Partition), r.msg.Offset)
+	tp := topicPartition{r.msg.Topic, r.msg.Partition}
+	src, ok := b.sources[tp]
+	if !ok { // once per partition and batch, not per record
+		src = c.source(tp.topic, tp.partition)
+		b.sources[tp] = src
+	}
+	u.Add(r.ev, src, r.msg.Offset)
 }
 
 // written is what the writer hands the committer: the next offset of each

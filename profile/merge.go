@@ -59,14 +59,20 @@ func NewUpdate(id string) *Update {
 // Add folds one accepted event into u. src and offset locate the record in
 // its log, so that a redelivered record is recognised.
 func (u *Update) Add(e Event, src string, offset int64) {
+	traits := false
 	for _, f := range e.Fields {
 		u.setField(f.Name, Stamped{f.Value, e.Time})
+		traits = traits || strings.HasPrefix(f.Name, TraitPrefix)
 	}
 	if ch := e.Kind.Channel(); ch != "" {
 		u.see(Seen{e.Time, ch})
 		u.Counts = append(u.Counts, Count{Kind: e.Kind, Source: src, Offset: offset, MessageID: e.MessageID})
 	}
-	u.trimTraits()
+	// only a new trait can push the count past the limit; scanning every
+	// field of the update after each event would sit on the hot path
+	if traits {
+		u.trimTraits()
+	}
 }
 
 // Merge folds o's state into u (counts are appended).
