@@ -58,6 +58,7 @@ type Decoder struct {
 	cfg    Config
 	launch map[string]struct{}
 	junk   map[string]struct{}
+	phones *phoneCache
 }
 
 // NewDecoder validates cfg and returns a Decoder.
@@ -65,7 +66,7 @@ func NewDecoder(cfg Config) (*Decoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Decoder{cfg: cfg, launch: map[string]struct{}{}, junk: map[string]struct{}{}}
+	d := &Decoder{cfg: cfg, launch: map[string]struct{}{}, junk: map[string]struct{}{}, phones: newPhoneCache()}
 	for _, n := range cfg.LaunchEvents {
 		d.launch[n] = struct{}{}
 	}

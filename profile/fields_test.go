@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -502,4 +503,37 @@ func sameMultiset[T comparable](a, b []T) bool {
 		}
 	}
 	return true
+}
+
+// TestPhoneCacheAgreesWithLibrary: the cache of phone outcomes returns what
+// normPhone returns, on a miss and on a hit, per region (the same digits
+// mean different numbers, or none, under different default regions), and
+// still after it filled and started again.
+func TestPhoneCacheAgreesWithLibrary(t *testing.T) {
+	c := newPhoneCache()
+	inputs := []string{`"+919800004821"`, `" +1 415 555 2671 "`, `"9800004821"`, `"4155552671"`, `"020 7946 0958"`,
+		`"+12"`, `"not a number"`, `""`, `919800004821`, `"+44 20 7946 0958"`, `"` + strings.Repeat("9", 70) + `"`}
+	check := func(raw, region string) {
+		t.Helper()
+		wv, wd := normPhone(json.RawMessage(raw), region)
+		for i := 0; i < 2; i++ { // a miss, then a hit
+			if v, d := c.norm(json.RawMessage(raw), region); v != wv || d != wd {
+				t.Fatalf("norm(%s, %q) = %q, %q; normPhone gives %q, %q", raw, region, v, d, wv, wd)
+			}
+		}
+	}
+	for _, region := range []string{"IN", "US", "GB", "", "in"} {
+		for _, raw := range inputs {
+			check(raw, region)
+		}
+	}
+	for i := 0; i < phoneCacheSize+10; i++ { // fill it past its size
+		check(fmt.Sprintf(`"+9198%08d"`, i), "IN")
+	}
+	if len(c.m) > phoneCacheSize {
+		t.Fatalf("cache holds %d outcomes, bound %d", len(c.m), phoneCacheSize)
+	}
+	for _, raw := range inputs {
+		check(raw, "IN")
+	}
 }
