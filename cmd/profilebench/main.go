@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ type settings struct {
 	events, users, naiveEvents int
 	latencyRate                int
 	latencySeconds             int
+	latencyWarmup              int
 	partitions                 int
 	batchSize                  int
 	brokers                    []string
@@ -77,6 +79,7 @@ func run(ctx context.Context) error {
 		naiveEvents:    envInt("BENCH_NAIVE_EVENTS", 50_000),
 		latencyRate:    envInt("BENCH_LATENCY_RATE", 10_000),
 		latencySeconds: envInt("BENCH_LATENCY_SECONDS", 30),
+		latencyWarmup:  envInt("BENCH_LATENCY_WARMUP", 30),
 		partitions:     6,
 		batchSize:      envInt("BENCH_BATCH_SIZE", 1000),
 		brokers:        strings.Split(os.Getenv("PROFILED_TEST_KAFKA_BROKERS"), ","),
@@ -105,6 +108,20 @@ func run(ctx context.Context) error {
 	topic := "bench-" + stamp
 	if err := conn.CreateTopic(ctx, topic, s.partitions); err != nil {
 		return err
+	}
+	if f, err := os.Create(os.Getenv("BENCH_CPUPROFILE")); err == nil {
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if os.Getenv("BENCH_ONLY") == "latency" {
+		// for working on latency alone: no table, no files
+		lat, err := latency(ctx, s, conn, rdb, stamp, values)
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+		logf("latency: p50 %.1f ms, p99 %.1f ms (%s)", lat.p50, lat.p99, lat.note)
+		logf("latency window: %s", lat.window)
+		return nil
 	}
 	t := time.Now()
 	if err := produce(ctx, s.brokers, topic, values); err != nil {
@@ -151,8 +168,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
-	r.P50, r.P99, r.latencyNote = lat.p50, lat.p99, lat.note
+	r.P50, r.P99, r.latencyNote, r.latencyWindow = lat.p50, lat.p99, lat.note, lat.window
 	logf("latency: p50 %.1f ms, p99 %.1f ms (%s)", lat.p50, lat.p99, lat.note)
+	logf("latency window: %s", lat.window)
 
 	r.RatioVsLimit = r.Pipeline / min(r.RawConsume, r.SinkOnly)
 	r.RatioVsNaive = r.Pipeline / r.Naive
@@ -218,7 +236,7 @@ func startProfiled(s settings, topic, group, prefix string, extra ...string) (*p
 		"PROFILED_KAFKA_BROKERS="+strings.Join(s.brokers, ","), "PROFILED_KAFKA_TOPICS="+topic,
 		"PROFILED_KAFKA_GROUP="+group, "PROFILED_DLQ_TOPIC="+topic+"-dlq",
 		"PROFILED_REDIS_URL="+s.redisURL, "PROFILED_REDIS_KEY_PREFIX="+prefix,
-		"PROFILED_HTTP_ADDR="+addr, "PROFILED_LOG_LEVEL=warn", "PROFILED_DEFAULT_PHONE_REGION=IN",
+		"PROFILED_HTTP_ADDR="+addr, "PROFILED_LOG_LEVEL="+envStr("BENCH_LOG_LEVEL", "warn"), "PROFILED_DEFAULT_PHONE_REGION=IN",
 		"PROFILED_BATCH_SIZE="+strconv.Itoa(s.batchSize))
 	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -302,6 +320,22 @@ func waitCaughtUp(ctx context.Context, conn consumer.Conn, group, topic string, 
 	return fmt.Errorf("group %s not caught up within %s", group, limit)
 }
 
+// servicePids finds the broker's and Redis' processes, for their CPU time.
+func servicePids(ctx context.Context, s settings) (kafkaPid, redisPid int) {
+	kafkaPid = findPid("kafka.Kafka")
+	if pid, err := strconv.Atoi(os.Getenv("PROFILED_TEST_KAFKA_PID")); err == nil {
+		kafkaPid = pid // make bench's own broker, when others run too
+	}
+	if opts, err := redis.ParseURL(s.redisURL); err == nil {
+		c := redis.NewClient(opts)
+		if info, err := c.InfoMap(ctx, "server").Result(); err == nil {
+			redisPid, _ = strconv.Atoi(info["Server"]["process_id"])
+		}
+		c.Close()
+	}
+	return kafkaPid, redisPid
+}
+
 // cpuSeconds reads a process' user+system CPU time from /proc.
 func cpuSeconds(pid int) float64 {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
@@ -340,17 +374,7 @@ type pipeResult struct {
 }
 
 func pipeline(ctx context.Context, s settings, conn consumer.Conn, topic, prefix, group string) (pipeResult, error) {
-	kafkaPid, redisPid := findPid("kafka.Kafka"), 0
-	if pid, err := strconv.Atoi(os.Getenv("PROFILED_TEST_KAFKA_PID")); err == nil {
-		kafkaPid = pid // make bench's own broker, when others run too
-	}
-	if opts, err := redis.ParseURL(s.redisURL); err == nil {
-		c := redis.NewClient(opts)
-		if info, err := c.InfoMap(ctx, "server").Result(); err == nil {
-			redisPid, _ = strconv.Atoi(info["Server"]["process_id"])
-		}
-		c.Close()
-	}
+	kafkaPid, redisPid := servicePids(ctx, s)
 	k0, r0 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
 	start := time.Now()
 	p, err := startProfiled(s, topic, group, prefix)
@@ -525,10 +549,13 @@ func naive(ctx context.Context, s settings, rdb *redis.Client, topic, group, pre
 type latencyResult struct {
 	p50, p99 float64
 	note     string
+	window   string // what the machine did during the measured window
 }
 
 // latency produces at a steady rate into a fresh topic that a running
-// profiled consumes. One record in twenty is a probe: an app launch of a
+// profiled consumes. After a warm-up at the same rate (not measured: the
+// new topic, profiled's first batches, the first requests of the broker's
+// new code paths), one record in twenty is a probe: an app launch of a
 // user of its own. A probe's latency runs from the moment the producer's
 // write returned acknowledged to the moment Redis published the keyspace
 // notification of the probe profile's first write — the moment its effect
@@ -539,6 +566,13 @@ func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Cli
 	prefix := "lat-" + stamp + ":"
 	if err := conn.CreateTopic(ctx, topic, s.partitions); err != nil {
 		return latencyResult{}, err
+	}
+	// The filler records, keyed before the clock starts: keying parses the
+	// JSON, and the producer must not spend the cores it shares with what
+	// is measured on that.
+	fill := make([]kafka.Message, min(len(values), s.latencyRate*(s.latencyWarmup+s.latencySeconds)))
+	for i := range fill {
+		fill[i] = kafka.Message{Key: feed.Key(values[i]), Value: values[i]}
 	}
 	// warm the topic's metadata before timing
 	w := feed.NewWriter(s.brokers, topic, nil)
@@ -589,15 +623,23 @@ func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Cli
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	perTick := s.latencyRate / 100
-	end := time.Now().Add(time.Duration(s.latencySeconds) * time.Second)
-	sent, probes, vi := 0, 0, 0
-	begin := time.Now()
+	sent, probes, fi := 0, 0, 0
+	var begin time.Time
+	var before usage
+	start := time.Now()
+	measureFrom := start.Add(time.Duration(s.latencyWarmup) * time.Second)
+	end := measureFrom.Add(time.Duration(s.latencySeconds) * time.Second)
 	for time.Now().Before(end) {
 		<-tick.C
+		measuring := !time.Now().Before(measureFrom)
+		if measuring && begin.IsZero() {
+			begin = time.Now()
+			before = takeUsage(ctx, s, rdb, p)
+		}
 		msgs := make([]kafka.Message, 0, perTick)
 		var ids []string
 		for k := 0; k < perTick; k++ {
-			if (sent+k)%20 == 0 {
+			if measuring && (sent+k)%20 == 0 {
 				id := fmt.Sprintf("probe-%d", probes)
 				probes++
 				ids = append(ids, sink.Key(prefix, id))
@@ -606,9 +648,8 @@ func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Cli
 				msgs = append(msgs, kafka.Message{Key: []byte(id), Value: []byte(v)})
 				continue
 			}
-			v := values[vi%len(values)]
-			vi++
-			msgs = append(msgs, kafka.Message{Key: feed.Key(v), Value: v})
+			msgs = append(msgs, fill[fi%len(fill)])
+			fi++
 		}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			return latencyResult{}, err
@@ -617,10 +658,14 @@ func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Cli
 		for _, id := range ids {
 			acked[id] = at
 		}
-		sent += len(msgs)
+		if measuring {
+			sent += len(msgs)
+		}
 		drain()
 	}
-	rate := float64(sent) / time.Since(begin).Seconds()
+	window := time.Since(begin)
+	after := takeUsage(ctx, s, rdb, p)
+	rate := float64(sent) / window.Seconds()
 	deadline := time.Now().Add(30 * time.Second)
 	for len(readable) < len(acked) && time.Now().Before(deadline) {
 		select {
@@ -633,6 +678,12 @@ func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Cli
 	}
 	var ms []float64
 	early := 0
+	var trace *bufio.Writer
+	if f, err := os.Create(os.Getenv("BENCH_LATENCY_TRACE")); err == nil {
+		defer f.Close()
+		trace = bufio.NewWriter(f)
+		defer trace.Flush()
+	}
 	for id, a := range acked {
 		rd, ok := readable[id]
 		if !ok {
@@ -644,14 +695,94 @@ func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Cli
 			d = 0
 		}
 		ms = append(ms, float64(d.Microseconds())/1000)
+		if trace != nil {
+			fmt.Fprintf(trace, "%s %d %.3f\n", id, a.UnixMicro(), float64(d.Microseconds())/1000)
+		}
 	}
 	sort.Float64s(ms)
 	pct := func(q float64) float64 { return ms[min(int(q*float64(len(ms))), len(ms)-1)] }
-	note := fmt.Sprintf("%d probes, produced %.0f events/s", len(ms), rate)
+	note := fmt.Sprintf("%d probes over %s after a %ds warm-up, produced %.0f events/s", len(ms), window.Round(time.Second), s.latencyWarmup, rate)
 	if early > 0 {
 		note += fmt.Sprintf(", %d readable before the producer saw its ack (counted as 0)", early)
 	}
-	return latencyResult{p50: pct(0.50), p99: pct(0.99), note: note}, nil
+	return latencyResult{p50: pct(0.50), p99: pct(0.99), note: note, window: after.since(before, window)}, nil
+}
+
+// usage is what the processes that share the machine had used at one
+// moment, to tell where the cores went during the latency window.
+type usage struct {
+	profiled, redis, kafka, bench float64 // CPU seconds
+	gc                            jvmGC
+	batches, records              float64 // profiled_batch_size_records count and sum
+}
+
+// jvmGC is the broker's collector activity, as jstat reports it.
+type jvmGC struct {
+	ok                 bool
+	young, concurrent  float64 // collections
+	youngS, pauseTotal float64 // seconds
+}
+
+func takeUsage(ctx context.Context, s settings, rdb *redis.Client, p *proc) usage {
+	kafkaPid, redisPid := servicePids(ctx, s)
+	u := usage{profiled: cpuSeconds(p.cmd.Process.Pid), redis: cpuSeconds(redisPid), kafka: cpuSeconds(kafkaPid),
+		bench: cpuSeconds(os.Getpid()), gc: jstat(kafkaPid)}
+	u.batches, u.records = scrape(p.addr, "profiled_batch_size_records_count"), scrape(p.addr, "profiled_batch_size_records_sum")
+	return u
+}
+
+func (a usage) since(b usage, d time.Duration) string {
+	sec := d.Seconds()
+	pct := func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x/sec) }
+	out := fmt.Sprintf("CPU (one core = 100%%, %d cores): profiled %s, Redis %s, Kafka broker %s, profilebench (producer and probe watcher) %s",
+		runtime.NumCPU(), pct(a.profiled-b.profiled), pct(a.redis-b.redis), pct(a.kafka-b.kafka), pct(a.bench-b.bench))
+	if n := a.batches - b.batches; n > 0 {
+		out += fmt.Sprintf("; profiled wrote %.0f batches, %.0f records each on average", n, (a.records-b.records)/n)
+	}
+	if a.gc.ok && b.gc.ok {
+		out += fmt.Sprintf("; broker GC: %.0f young collections (%.0f ms of pauses), %.0f concurrent cycles, %.0f ms of pauses in all",
+			a.gc.young-b.gc.young, 1000*(a.gc.youngS-b.gc.youngS), a.gc.concurrent-b.gc.concurrent, 1000*(a.gc.pauseTotal-b.gc.pauseTotal))
+	}
+	return out
+}
+
+// jstat reads the broker JVM's collector counters (jstat -gcutil), when
+// the JDK's jstat is at hand.
+func jstat(pid int) jvmGC {
+	if pid == 0 {
+		return jvmGC{}
+	}
+	out, err := exec.Command("jstat", "-gcutil", strconv.Itoa(pid)).Output()
+	if err != nil {
+		return jvmGC{}
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		return jvmGC{}
+	}
+	head, vals := strings.Fields(lines[0]), strings.Fields(lines[1])
+	col := map[string]float64{}
+	for i := range min(len(head), len(vals)) {
+		col[head[i]], _ = strconv.ParseFloat(vals[i], 64)
+	}
+	return jvmGC{ok: true, young: col["YGC"], concurrent: col["CGC"], youngS: col["YGCT"], pauseTotal: col["GCT"]}
+}
+
+// scrape reads one unlabelled sample from profiled's /metrics.
+func scrape(addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 type seenAt struct {
@@ -672,9 +803,10 @@ type results struct {
 	PeakRSSMiB    float64 `json:"peak_rss_mib"`
 	CPUPerMillion float64 `json:"cpu_seconds_per_million"`
 
-	split        map[string]float64
-	latencyNote  string
-	redisVersion string
+	split         map[string]float64
+	latencyNote   string
+	latencyWindow string
+	redisVersion  string
 }
 
 func cpuModel() string {
@@ -721,7 +853,7 @@ func (r *results) write(s settings) error {
 	fmt.Fprintf(&md, "- Workload: %d records over %d users (Zipf 1.1), 70%% launches, 25%% visits, 5%% identify, 1%% malformed, 2%% producer duplicates, times shuffled ±10 min, %d partitions keyed by userId\n", s.events, s.users, s.partitions)
 	fmt.Fprintf(&md, "- profiled settings: batch size %d, batch time 1ms (default), dedupe window 24h\n\n", s.batchSize)
 	md.WriteString(table)
-	fmt.Fprintf(&md, "\nLatency: %s. Measured from the return of the producer's acknowledged write to the Redis keyspace notification of the probe profile's write.\n", r.latencyNote)
+	fmt.Fprintf(&md, "\nLatency: %s. Measured from the return of the producer's acknowledged write to the Redis keyspace notification of the probe profile's write.\n\nDuring the latency window: %s.\n", r.latencyNote, r.latencyWindow)
 	if r.split != nil {
 		fmt.Fprintf(&md, "\nCPU during the pipeline run (%.1f s wall, 2 cores = %.1f core-seconds available): profiled %.1f s, Redis %.1f s, Kafka broker %.1f s.\n",
 			r.split["wall"], 2*r.split["wall"], r.split["profiled"], r.split["redis"], r.split["kafka"])
