@@ -103,6 +103,7 @@ func checkDecoded(t *testing.T, value []byte, ev Event, err error) {
 func FuzzDecode(f *testing.F) {
 	d := fuzzDecoder(f)
 	f.Fuzz(func(t *testing.T, value []byte) {
+		checkEnvelope(t, value)
 		ev, err := d.Decode(value, testRecord, testNow)
 		checkDecoded(t, value, ev, err)
 		again, err2 := d.Decode(value, testRecord, testNow)
