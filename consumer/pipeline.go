@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -294,10 +296,37 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 	for k, n := range kinds {
 		c.m.applied.WithLabelValues(k.String()).Add(float64(n))
 	}
-	c.log.Debug().Int("records", len(b.recs)).Int("profiles", len(b.order)).Int("dead", len(b.dead)).
-		Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", now.Sub(applyStart)).
-		Msg("batch written")
+	if e := c.log.Debug(); e.Enabled() {
+		e.Int("records", len(b.recs)).Int("profiles", len(b.order)).Int("dead", len(b.dead)).
+			Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", now.Sub(applyStart)).
+			Str("ranges", b.ranges()).Msg("batch written")
+	}
 	return w, nil
+}
+
+// ranges names the offsets a batch holds, per partition:
+// "topic/partition:first-last ...". Records of a partition enter a batch in
+// offset order.
+func (b *batch) ranges() string {
+	first := map[topicPartition]int64{}
+	last := map[topicPartition]int64{}
+	var order []topicPartition
+	for _, r := range b.recs {
+		tp := topicPartition{r.msg.Topic, r.msg.Partition}
+		if _, ok := first[tp]; !ok {
+			first[tp] = r.msg.Offset
+			order = append(order, tp)
+		}
+		last[tp] = r.msg.Offset
+	}
+	var sb strings.Builder
+	for i, tp := range order {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		fmt.Fprintf(&sb, "%s/%d:%d-%d", tp.topic, tp.partition, first[tp], last[tp])
+	}
+	return sb.String()
 }
 
 // commitLoop commits what the writer finished: at most once per

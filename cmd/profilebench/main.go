@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -163,12 +165,18 @@ func run(ctx context.Context) error {
 	}
 	logf("raw consume: %.0f events/s", r.RawConsume)
 
-	// 3. sink only
+	// 3. sink only, from an empty Redis as the pipeline started: the
+	// pipeline's keys go first (only the benchmark's own, by prefix)
+	if n, err := dropPrefix(ctx, rdb, "pipe-"+stamp+":"); err != nil {
+		return fmt.Errorf("clearing the pipeline's keys: %w", err)
+	} else {
+		logf("removed the pipeline run's %d keys", n)
+	}
 	logf("sink only: the sink applying the pipeline's batches to an empty key space")
-	if r.SinkOnly, err = sinkOnly(ctx, s, rdb, topic, "sink-"+stamp+":"); err != nil {
+	if r.SinkOnly, r.sinkSplit, err = sinkOnly(ctx, s, rdb, topic, "sink-"+stamp+":", pr.batches); err != nil {
 		return fmt.Errorf("sink only: %w", err)
 	}
-	logf("sink only: %.0f events/s", r.SinkOnly)
+	logf("sink only: %.0f events/s (CPU-s Redis %.1f, profilebench %.1f over %.1f s)", r.SinkOnly, r.sinkSplit["redis"], r.sinkSplit["bench"], r.sinkSplit["wall"])
 
 	// 4. naive
 	logf("naive: one record at a time, %d records", s.naiveEvents)
@@ -241,7 +249,9 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProfiled(s settings, topic, group, prefix string, extra ...string) (*proc, error) {
+// startProfiled starts bin/profiled on topic. Its log goes to stderr, or,
+// when out is given, at debug level to out.
+func startProfiled(s settings, topic, group, prefix string, out io.Writer) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -253,8 +263,11 @@ func startProfiled(s settings, topic, group, prefix string, extra ...string) (*p
 		"PROFILED_REDIS_URL="+s.redisURL, "PROFILED_REDIS_KEY_PREFIX="+prefix,
 		"PROFILED_HTTP_ADDR="+addr, "PROFILED_LOG_LEVEL="+envStr("BENCH_LOG_LEVEL", "warn"), "PROFILED_DEFAULT_PHONE_REGION=IN",
 		"PROFILED_BATCH_SIZE="+strconv.Itoa(s.batchSize))
-	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if out != nil {
+		cmd.Env = append(cmd.Env, "PROFILED_LOG_LEVEL=debug")
+		cmd.Stdout = out
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (run make build first): %w", s.binary, err)
 	}
@@ -386,13 +399,46 @@ func findPid(needle string) int {
 type pipeResult struct {
 	rate, cpu, rssMiB float64
 	split             map[string]float64
+	batches           []string // the offset ranges of each batch profiled wrote
+}
+
+// batchLog passes profiled's log through to stderr and keeps, from each of
+// its "batch written" debug lines, the offset ranges of the batch.
+type batchLog struct {
+	mu      sync.Mutex
+	buf     []byte
+	batches []string
+}
+
+func (l *batchLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := l.buf[:i+1]
+		var e struct {
+			Level, Message, Ranges string
+		}
+		switch {
+		case json.Unmarshal(line, &e) == nil && e.Message == "batch written":
+			l.batches = append(l.batches, e.Ranges)
+		case e.Level != "debug":
+			_, _ = os.Stderr.Write(line)
+		}
+		l.buf = l.buf[i+1:]
+	}
 }
 
 func pipeline(ctx context.Context, s settings, conn consumer.Conn, topic, prefix, group string) (pipeResult, error) {
 	kafkaPid, redisPid := servicePids(ctx, s)
 	k0, r0 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
 	start := time.Now()
-	p, err := startProfiled(s, topic, group, prefix)
+	log := &batchLog{}
+	p, err := startProfiled(s, topic, group, prefix, log)
 	if err != nil {
 		return pipeResult{}, err
 	}
@@ -404,7 +450,7 @@ func pipeline(ctx context.Context, s settings, conn consumer.Conn, topic, prefix
 	k1, r1 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
 	cpu, rss := p.stop()
 	return pipeResult{rate: float64(s.events) / d.Seconds(), cpu: cpu, rssMiB: rss, split: map[string]float64{
-		"wall": d.Seconds(), "profiled": cpu, "kafka": k1 - k0, "redis": r1 - r0}}, nil
+		"wall": d.Seconds(), "profiled": cpu, "kafka": k1 - k0, "redis": r1 - r0}, batches: log.batches}, nil
 }
 
 // rawConsume is one bound: kafka-go reading the topic in a fresh group,
@@ -471,57 +517,155 @@ func readTopic(ctx context.Context, s settings, topic string) ([][]kafka.Message
 // sinkOnly is the other bound: the project's sink applying the same events,
 // decoded and folded beforehand, batched as the pipeline batches them
 // (batch-size records across the partitions), one batch at a time.
-func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix string) (float64, error) {
+func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix string, ranges []string) (float64, map[string]float64, error) {
 	parts, err := readTopic(ctx, s, topic)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	dec, err := profile.NewDecoder(decoderConfig())
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	var batches [][]*profile.Update
-	pos := make([]int, len(parts))
-	per := max(s.batchSize/len(parts), 1)
+	groups, ok := pipelineBatches(parts, topic, ranges)
+	if ok {
+		logf("sink only: the pipeline's %d batches, record for record", len(groups))
+	} else {
+		// the pipeline's batches could not be read back: full batches of
+		// chunks of each partition in turn
+		groups = chunkBatches(parts, s.batchSize)
+		logf("sink only: %d batches of partition chunks (the pipeline's could not be read back)", len(groups))
+	}
 	now := time.Now()
-	for {
+	batches := make([][]*profile.Update, 0, len(groups))
+	scripts := 0
+	for _, g := range groups {
 		ups := map[string]*profile.Update{}
 		var order []*profile.Update
-		took := 0
-		for p := range parts {
-			for k := 0; k < per && pos[p] < len(parts[p]); k++ {
-				m := parts[p][pos[p]]
-				pos[p]++
-				took++
-				ev, err := dec.Decode(m.Value, m.Time, now)
-				if err != nil || ev.Kind == profile.KindIgnored {
-					continue
-				}
-				u, ok := ups[ev.ProfileID]
-				if !ok {
-					u = profile.NewUpdate(ev.ProfileID)
-					ups[ev.ProfileID] = u
-					order = append(order, u)
-				}
-				u.Add(ev, "bench:"+strconv.Itoa(p), m.Offset)
+		for _, m := range g {
+			ev, err := dec.Decode(m.Value, m.Time, now)
+			if err != nil || ev.Kind == profile.KindIgnored {
+				continue
 			}
-		}
-		if took == 0 {
-			break
+			u, ok := ups[ev.ProfileID]
+			if !ok {
+				u = profile.NewUpdate(ev.ProfileID)
+				ups[ev.ProfileID] = u
+				order = append(order, u)
+			}
+			u.Add(ev, "bench:"+strconv.Itoa(m.Partition), m.Offset)
 		}
 		batches = append(batches, order)
+		scripts += len(order)
 	}
+	logf("sink only: %.2f profile writes per record", float64(scripts)/float64(s.events))
 	sk := sink.New(rdb, sink.Config{KeyPrefix: prefix, DedupeWindow: 24 * time.Hour})
 	if err := sk.Load(ctx); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	_, redisPid := servicePids(ctx, s)
+	r0, b0 := cpuSeconds(redisPid), cpuSeconds(os.Getpid())
 	start := time.Now()
 	for _, b := range batches {
 		if _, err := sk.Apply(ctx, b); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
-	return float64(s.events) / time.Since(start).Seconds(), nil
+	d := time.Since(start)
+	split := map[string]float64{"wall": d.Seconds(), "redis": cpuSeconds(redisPid) - r0, "bench": cpuSeconds(os.Getpid()) - b0}
+	return float64(s.events) / d.Seconds(), split, nil
+}
+
+// pipelineBatches rebuilds the pipeline's batches from the offset ranges it
+// logged ("topic/partition:first-last ..." per batch). It reports false
+// unless they hold every record of the topic exactly once.
+func pipelineBatches(parts [][]kafka.Message, topic string, ranges []string) ([][]kafka.Message, bool) {
+	var out [][]kafka.Message
+	total, want := 0, 0
+	for _, p := range parts {
+		want += len(p)
+	}
+	seen := make([]int64, len(parts)) // next offset expected per partition
+	for _, r := range ranges {
+		var g []kafka.Message
+		for _, f := range strings.Fields(r) {
+			tp, span, ok := strings.Cut(f, ":")
+			if !ok {
+				return nil, false
+			}
+			i := strings.LastIndexByte(tp, '/')
+			if i < 0 {
+				return nil, false
+			}
+			t := tp[:i]
+			p, err1 := strconv.Atoi(tp[i+1:])
+			a, b, ok := strings.Cut(span, "-")
+			first, err2 := strconv.ParseInt(a, 10, 64)
+			last, err3 := strconv.ParseInt(b, 10, 64)
+			if t != topic || !ok || err1 != nil || err2 != nil || err3 != nil || p < 0 || p >= len(parts) || first != seen[p] {
+				return nil, false
+			}
+			msgs := parts[p]
+			lo := sort.Search(len(msgs), func(k int) bool { return msgs[k].Offset >= first })
+			hi := sort.Search(len(msgs), func(k int) bool { return msgs[k].Offset > last })
+			g = append(g, msgs[lo:hi]...)
+			total += hi - lo
+			seen[p] = last + 1
+		}
+		out = append(out, g)
+	}
+	return out, total == want
+}
+
+// chunkBatches makes full batches of chunks of each partition in turn.
+func chunkBatches(parts [][]kafka.Message, size int) [][]kafka.Message {
+	per := max(size/len(parts), 1)
+	pos := make([]int, len(parts))
+	var out [][]kafka.Message
+	for {
+		var g []kafka.Message
+		left := true
+		for len(g) < size && left {
+			left = false
+			for p := range parts {
+				n := min(per, len(parts[p])-pos[p], size-len(g))
+				g = append(g, parts[p][pos[p]:pos[p]+n]...)
+				pos[p] += n
+				left = left || pos[p] < len(parts[p])
+			}
+		}
+		if len(g) == 0 {
+			return out
+		}
+		out = append(out, g)
+	}
+}
+
+// dropPrefix deletes every key that starts with prefix and returns how
+// many it deleted.
+func dropPrefix(ctx context.Context, rdb *redis.Client, prefix string) (int, error) {
+	n := 0
+	iter := rdb.Scan(ctx, 0, prefix+"*", 5000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 5000 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				return n, err
+			}
+			n += len(keys)
+			keys = keys[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return n, err
+	}
+	if len(keys) > 0 {
+		if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+			return n, err
+		}
+		n += len(keys)
+	}
+	return n, nil
 }
 
 func decoderConfig() profile.Config {
@@ -596,7 +740,7 @@ func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Cli
 	if err := writeRetry(ctx, w, []kafka.Message{{Value: []byte(`{"type":"screen"}`)}}); err != nil {
 		return latencyResult{}, err
 	}
-	p, err := startProfiled(s, topic, "bench-lat-"+stamp, prefix)
+	p, err := startProfiled(s, topic, "bench-lat-"+stamp, prefix, nil)
 	if err != nil {
 		return latencyResult{}, err
 	}
@@ -819,6 +963,7 @@ type results struct {
 	CPUPerMillion float64 `json:"cpu_seconds_per_million"`
 
 	split         map[string]float64
+	sinkSplit     map[string]float64
 	latencyNote   string
 	latencyWindow string
 	redisVersion  string
@@ -872,6 +1017,10 @@ func (r *results) write(s settings) error {
 	if r.split != nil {
 		fmt.Fprintf(&md, "\nCPU during the pipeline run (%.1f s wall, 2 cores = %.1f core-seconds available): profiled %.1f s, Redis %.1f s, Kafka broker %.1f s.\n",
 			r.split["wall"], 2*r.split["wall"], r.split["profiled"], r.split["redis"], r.split["kafka"])
+	}
+	if r.sinkSplit != nil {
+		fmt.Fprintf(&md, "\nCPU during the sink-only run (%.1f s wall): Redis %.1f s, profilebench (the sink's client) %.1f s.\n",
+			r.sinkSplit["wall"], r.sinkSplit["redis"], r.sinkSplit["bench"])
 	}
 	if notes, err := os.ReadFile(filepath.Join("cmd", "profilebench", "NOTES.md")); err == nil {
 		md.WriteString("\n")
