@@ -3,20 +3,13 @@ package consumer_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/feed"
-	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
 
@@ -31,34 +24,13 @@ const commitBound = 5 * time.Second
 // that only committed when the next records came would leave a quiet
 // stream's last records uncommitted for as long as the quiet lasts.
 func TestCommitWithinBoundWhenStreamGoesQuiet(t *testing.T) {
-	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "events"), kfake.SeedTopics(1, "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	brokers := cl.ListenAddrs()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-
-	dec, err := profile.NewDecoder(profile.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := consumer.Conn{Brokers: brokers}
-	// the default CommitInterval: the bound must hold as shipped
-	c, err := consumer.New(consumer.Config{Conn: conn, Topics: []string{"events"}, Group: "g", DLQTopic: "dlq"},
-		zerolog.New(io.Discard), prometheus.NewRegistry(), dec, sink.New(rdb, sink.Config{DedupeWindow: time.Hour}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t, 2)
+	brokers, conn, rdb := f.brokers, f.conn, f.rdb
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := c.Prepare(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	// the default CommitInterval: the bound must hold as shipped
+	c := f.consumer(t, ctx, consumer.Config{})
+	stop := run(t, ctx, cancel, c)
 	until(t, 20*time.Second, "ready", func() bool { return c.Ready(ctx) == nil })
 
 	w := feed.NewWriter(brokers, "events", nil)
@@ -86,13 +58,5 @@ func TestCommitWithinBoundWhenStreamGoesQuiet(t *testing.T) {
 		})
 		t.Logf("round %d: committed %s after its last write was readable", round, time.Since(applied).Round(time.Millisecond))
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	stop()
 }

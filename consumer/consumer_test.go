@@ -3,20 +3,12 @@ package consumer_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/feed"
-	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
 
@@ -26,15 +18,8 @@ import (
 // and commits nothing; when Redis answers again, every record is applied
 // once and committed. The real-services version is e2e.TestRedisOutage.
 func TestNothingCommittedWhileRedisFails(t *testing.T) {
-	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "events"), kfake.SeedTopics(1, "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	brokers := cl.ListenAddrs()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	defer rdb.Close()
+	f := newFixture(t, 3)
+	brokers, conn, mr, rdb := f.brokers, f.conn, f.mr, f.rdb
 
 	var lines []string
 	for i := 0; i < 300; i++ {
@@ -47,24 +32,10 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 	}
 	w.Close()
 
-	dec, err := profile.NewDecoder(profile.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := consumer.Conn{Brokers: brokers}
-	c, err := consumer.New(consumer.Config{Conn: conn, Topics: []string{"events"}, Group: "g", DLQTopic: "dlq",
-		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond},
-		zerolog.New(io.Discard), prometheus.NewRegistry(), dec, sink.New(rdb, sink.Config{DedupeWindow: time.Hour}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := c.Prepare(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := f.consumer(t, ctx, consumer.Config{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 	mr.SetError("LOADING Redis is loading the dataset in memory")
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	stop := run(t, ctx, cancel, c)
 
 	until(t, 20*time.Second, "not ready because of Redis", func() bool {
 		err := c.Ready(ctx)
@@ -100,24 +71,5 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 	if total != 300 {
 		t.Fatalf("%d launches counted, want 300", total)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-}
-
-func until(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	stop()
 }

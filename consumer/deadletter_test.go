@@ -3,22 +3,16 @@ package consumer_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/feed"
-	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
 
@@ -31,15 +25,8 @@ import (
 // found this: such a burst stopped the partition, and every partition
 // whose dead letters shared the request.)
 func TestOversizedDeadLettersInARow(t *testing.T) {
-	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"), kfake.SeedTopics(1, "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	brokers := cl.ListenAddrs()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
+	f := newFixture(t, 1)
+	brokers, conn, rdb, reg := f.brokers, f.conn, f.rdb, f.reg
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -58,23 +45,9 @@ func TestOversizedDeadLettersInARow(t *testing.T) {
 	}
 	w.Close()
 
-	dec, err := profile.NewDecoder(profile.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	conn := consumer.Conn{Brokers: brokers}
-	c, err := consumer.New(consumer.Config{Conn: conn, Topics: []string{"events"}, Group: "g", DLQTopic: "dlq",
-		BatchTime: 200 * time.Millisecond, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond},
-		zerolog.New(io.Discard), reg, dec, sink.New(rdb, sink.Config{DedupeWindow: time.Hour}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Prepare(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	c := f.consumer(t, ctx, consumer.Config{BatchTime: 200 * time.Millisecond,
+		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	stop := run(t, ctx, cancel, c)
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -115,15 +88,7 @@ func TestOversizedDeadLettersInARow(t *testing.T) {
 	if n, _ := rdb.HGet(ctx, sink.Key("", "after"), "web_visits").Result(); n != "1" {
 		t.Errorf("the record after the burst: web_visits %q, want 1", n)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	stop()
 }
 
 // gauge reads one unlabelled metric from reg.

@@ -1,0 +1,92 @@
+package consumer_test
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/profiled/profiled/consumer"
+	"github.com/profiled/profiled/profile"
+	"github.com/profiled/profiled/sink"
+)
+
+// fixture is the in-process broker (topics "events" and "dlq") and Redis
+// that the consumer tests run on; no services needed, so they run under
+// -short too.
+type fixture struct {
+	brokers []string
+	conn    consumer.Conn
+	mr      *miniredis.Miniredis
+	rdb     *redis.Client
+	reg     *prometheus.Registry
+}
+
+func newFixture(t *testing.T, partitions int) *fixture {
+	t.Helper()
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), "events"), kfake.SeedTopics(1, "dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	brokers := cl.ListenAddrs()
+	return &fixture{brokers: brokers, conn: consumer.Conn{Brokers: brokers}, mr: mr, rdb: rdb, reg: prometheus.NewRegistry()}
+}
+
+// consumer prepares a consumer of "events" in group "g" that dead-letters
+// to "dlq"; cfg adds the rest.
+func (f *fixture) consumer(t *testing.T, ctx context.Context, cfg consumer.Config) *consumer.Consumer {
+	t.Helper()
+	dec, err := profile.NewDecoder(profile.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Conn, cfg.Topics, cfg.Group, cfg.DLQTopic = f.conn, []string{"events"}, "g", "dlq"
+	c, err := consumer.New(cfg, zerolog.New(io.Discard), f.reg, dec, sink.New(f.rdb, sink.Config{DedupeWindow: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// run starts c; the function it returns cancels the run and checks that
+// Run returned cleanly.
+func run(t *testing.T, ctx context.Context, cancel context.CancelFunc, c *consumer.Consumer) func() {
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	return func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	}
+}
+
+func until(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
