@@ -67,35 +67,42 @@ func scanEnvelope(value []byte) (env *envelope, exact bool) {
 	return env, true
 }
 
-// context reads an already validated context member; nil when it is not
-// an object.
-func (s *scanner) context(raw []byte) *contextEnvelope {
+// nested reads an already validated member that ought to be an object,
+// calling member for each of its members; false when it is not an object.
+// An escaped name inside sets s.punt, as at the top level.
+func (s *scanner) nested(raw []byte, member func(name, raw []byte)) bool {
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil
+		return false
 	}
-	ctx := &contextEnvelope{}
 	in := scanner{v: raw}
-	in.object(func(name []byte, raw []byte) {
+	in.object(member)
+	s.punt = s.punt || in.punt
+	return true
+}
+
+// context reads a context member; nil when it is not an object.
+func (s *scanner) context(raw []byte) *contextEnvelope {
+	ctx := &contextEnvelope{}
+	ok := s.nested(raw, func(name, raw []byte) {
 		switch string(name) {
 		case "traits":
 			ctx.Traits = raw
 		case "timezone":
 			ctx.Timezone = raw
 		case "location":
-			ctx.Location = in.location(raw)
+			ctx.Location = s.location(raw)
 		}
 	})
-	s.punt = s.punt || in.punt
+	if !ok {
+		return nil
+	}
 	return ctx
 }
 
+// location reads a location member; nil when it is not an object.
 func (s *scanner) location(raw []byte) *locationEnvelope {
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil
-	}
 	loc := &locationEnvelope{}
-	in := scanner{v: raw}
-	in.object(func(name []byte, raw []byte) {
+	ok := s.nested(raw, func(name, raw []byte) {
 		switch string(name) {
 		case "city":
 			loc.City = raw
@@ -107,7 +114,9 @@ func (s *scanner) location(raw []byte) *locationEnvelope {
 			loc.Longitude = raw
 		}
 	})
-	s.punt = s.punt || in.punt
+	if !ok {
+		return nil
+	}
 	return loc
 }
 

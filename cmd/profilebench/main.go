@@ -167,11 +167,11 @@ func run(ctx context.Context) error {
 
 	// 3. sink only, from an empty Redis as the pipeline started: the
 	// pipeline's keys go first (only the benchmark's own, by prefix)
-	if n, err := dropPrefix(ctx, rdb, "pipe-"+stamp+":"); err != nil {
+	n, err := dropPrefix(ctx, rdb, "pipe-"+stamp+":")
+	if err != nil {
 		return fmt.Errorf("clearing the pipeline's keys: %w", err)
-	} else {
-		logf("removed the pipeline run's %d keys", n)
 	}
+	logf("removed the pipeline run's %d keys", n)
 	logf("sink only: the sink applying the pipeline's batches to an empty key space")
 	if r.SinkOnly, r.sinkSplit, err = sinkOnly(ctx, s, rdb, topic, "sink-"+stamp+":", pr.batches); err != nil {
 		return fmt.Errorf("sink only: %w", err)
