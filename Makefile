@@ -41,12 +41,12 @@ fuzz: ## run each fuzz target for FUZZTIME
 # "faults: <n> scenarios, <m> events, <lost> lost, <dup> double-counted".
 # The binaries go to bin/faults/ so that a concurrent make test cannot swap
 # bin/profiled under it.
-test-faults: ## fault suite: kill -9, rebalances, Redis and broker restarts, slow Redis, replay (faults/; ~5 min)
+test-faults: ## fault suite: kill -9, rebalances, Redis and broker restarts, slow Redis, replay (internal/faults/; ~5 min)
 	@mkdir -p bin/faults
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/faults/profiled ./cmd/profiled
-	$(GO) test -c -race -o bin/faults/faults.test ./faults
-	cd faults && PROFILED_FAULTS=1 PROFILED_TEST_BINARY=$(CURDIR)/bin/faults/profiled \
-		../bin/faults/faults.test -test.count=1 -test.timeout 30m
+	$(GO) test -c -race -o bin/faults/faults.test ./internal/faults
+	cd internal/faults && PROFILED_FAULTS=1 PROFILED_TEST_BINARY=$(CURDIR)/bin/faults/profiled \
+		../../bin/faults/faults.test -test.count=1 -test.timeout 30m
 
 bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
 	deploy/testenv.sh $(GO) run ./cmd/profilebench

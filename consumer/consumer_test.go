@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/profiled/profiled/consumer"
-	"github.com/profiled/profiled/feed"
+	"github.com/profiled/profiled/internal/feed"
 	"github.com/profiled/profiled/sink"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/profiled/profiled/consumer"
-	"github.com/profiled/profiled/feed"
+	"github.com/profiled/profiled/internal/feed"
 	"github.com/profiled/profiled/sink"
 )
 

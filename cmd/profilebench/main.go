@@ -32,7 +32,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/profiled/profiled/consumer"
-	"github.com/profiled/profiled/feed"
+	"github.com/profiled/profiled/internal/feed"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )

@@ -17,9 +17,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/profiled/profiled/feed"
+	"github.com/profiled/profiled/internal/feed"
+	"github.com/profiled/profiled/internal/view"
 	"github.com/profiled/profiled/sink"
-	"github.com/profiled/profiled/view"
 )
 
 const usage = `Usage:

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/profiled/profiled/api"
+	"github.com/profiled/profiled/internal/api"
 	"github.com/profiled/profiled/sink"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/profiled/profiled/consumer"
-	"github.com/profiled/profiled/feed"
+	"github.com/profiled/profiled/internal/feed"
 	"github.com/profiled/profiled/profile"
 )
 

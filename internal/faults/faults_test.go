@@ -51,7 +51,7 @@ func TestFaults(t *testing.T) {
 	}
 	if su.bin == "" {
 		su.bin = filepath.Join(t.TempDir(), "profiled")
-		if out, err := exec.Command("go", "build", "-o", su.bin, "../cmd/profiled").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-o", su.bin, "../../cmd/profiled").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
 	}

@@ -17,9 +17,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/profiled/profiled/api"
+	"github.com/profiled/profiled/internal/api"
+	"github.com/profiled/profiled/internal/view"
 	"github.com/profiled/profiled/sink"
-	"github.com/profiled/profiled/view"
 )
 
 const token = "t0ken-for-tests-only-4f1c2a"

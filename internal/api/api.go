@@ -24,8 +24,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/profiled/profiled/internal/view"
 	"github.com/profiled/profiled/sink"
-	"github.com/profiled/profiled/view"
 )
 
 // ErrNoToken is returned by New without a token: the API never serves

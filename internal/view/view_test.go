@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/profiled/profiled/view"
+	"github.com/profiled/profiled/internal/view"
 )
 
 func date(s string) time.Time {

@@ -163,7 +163,7 @@ type broker struct {
 // the local end of another program's connection (loopback ports above 32767
 // are also ephemeral ports), so a busy port moves the broker 100 up, twice.
 func startBroker(t *testing.T) (*broker, error) {
-	root, err := filepath.Abs("..")
+	root, err := filepath.Abs("../..")
 	if err != nil {
 		return nil, err
 	}

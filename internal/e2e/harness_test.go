@@ -22,7 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/profiled/profiled/consumer"
-	"github.com/profiled/profiled/feed"
+	"github.com/profiled/profiled/internal/feed"
 )
 
 type env struct {
@@ -51,7 +51,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "profiled")
-		out, err := exec.Command("go", "build", "-o", builtBin, "../cmd/profiled").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", builtBin, "../../cmd/profiled").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -22,8 +22,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/profiled/profiled/api"
-	"github.com/profiled/profiled/view"
+	"github.com/profiled/profiled/internal/api"
+	"github.com/profiled/profiled/internal/view"
 )
 
 // chromium returns the browser to drive, or skips the test without one.
@@ -78,7 +78,7 @@ func profilectl(t *testing.T) string {
 			return
 		}
 		ctlBin = filepath.Join(dir, "profilectl")
-		if out, err := exec.Command("go", "build", "-o", ctlBin, "../cmd/profilectl").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-o", ctlBin, "../../cmd/profilectl").CombinedOutput(); err != nil {
 			ctlErr = fmt.Errorf("go build profilectl: %v\n%s", err, out)
 		}
 	})
@@ -352,7 +352,7 @@ func TestBrowserProfileCard(t *testing.T) {
 			}
 			t.Logf("screenshot: %s (%d bytes)", file, len(png))
 			if vp.name == "desktop" && os.Getenv("PROFILED_TEST_UPDATE_SCREENSHOT") == "true" {
-				if err := os.WriteFile("../testdata/profile-card.png", png, 0o644); err != nil {
+				if err := os.WriteFile("../../testdata/profile-card.png", png, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
