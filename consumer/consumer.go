@@ -31,14 +31,20 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/profiled/profiled/profile"
-	"github.com/profiled/profiled/sink"
 )
 
 // Store is where updates go: the Redis sink in production.
+//
+// Its contract: Apply writes every update of the slice, or returns an
+// error; the consumer then calls it again with the same slice, after a
+// back-off, until it succeeds (an error is always taken as temporary). So a
+// repeated Apply, and an Apply of updates that were partly applied before,
+// must be harmless: every Count is counted at most once (its Source and
+// Offset identify it), and field merges are idempotent. The consumer calls
+// Apply with one batch at a time; per Source, a batch's Counts follow the
+// previous batch's in offset order. A Store records its own metrics.
 type Store interface {
-	// Apply writes all updates or returns an error; it may be called again
-	// with the same updates, which must be harmless.
-	Apply(ctx context.Context, updates []*profile.Update) (sink.Result, error)
+	Apply(ctx context.Context, updates []*profile.Update) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 }
@@ -166,10 +172,10 @@ type Consumer struct {
 	mu      sync.Mutex
 	sources map[string]string // topic -> stable id of the topic's incarnation
 
-	joined      atomic.Bool
-	sinkFailing atomic.Bool
-	alive       atomic.Int64 // unix nanos of the loop's last sign of life
-	unfinished  atomic.Bool  // the last drain could not finish its batch
+	joined       atomic.Bool
+	storeFailing atomic.Bool
+	alive        atomic.Int64 // unix nanos of the loop's last sign of life
+	unfinished   atomic.Bool  // the last drain could not finish its batch
 }
 
 // New validates cfg and returns a Consumer. It does not contact Kafka.
@@ -263,8 +269,8 @@ func (c *Consumer) Ready(ctx context.Context) error {
 	if !c.joined.Load() {
 		return errors.New("not a member of the consumer group")
 	}
-	if c.sinkFailing.Load() {
-		return errors.New("redis writes are failing")
+	if c.storeFailing.Load() {
+		return errors.New("store writes are failing")
 	}
 	if err := c.store.Ping(ctx); err != nil {
 		return fmt.Errorf("redis: %w", err)

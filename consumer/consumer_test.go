@@ -37,9 +37,9 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 	mr.SetError("LOADING Redis is loading the dataset in memory")
 	stop := run(t, ctx, cancel, c)
 
-	until(t, 20*time.Second, "not ready because of Redis", func() bool {
+	until(t, 20*time.Second, "not ready because the store fails", func() bool {
 		err := c.Ready(ctx)
-		return err != nil && strings.Contains(err.Error(), "redis")
+		return err != nil && strings.Contains(err.Error(), "store writes are failing")
 	})
 	// the invariant, checked for a while: nothing committed
 	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {

@@ -51,7 +51,7 @@ func (f *fixture) consumer(t *testing.T, ctx context.Context, cfg consumer.Confi
 		t.Fatal(err)
 	}
 	cfg.Conn, cfg.Topics, cfg.Group, cfg.DLQTopic = f.conn, []string{"events"}, "g", "dlq"
-	c, err := consumer.New(cfg, zerolog.New(io.Discard), f.reg, dec, sink.New(f.rdb, sink.Config{DedupeWindow: time.Hour}))
+	c, err := consumer.New(cfg, zerolog.New(io.Discard), f.reg, dec, sink.New(f.rdb, sink.Config{DedupeWindow: time.Hour}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,14 +15,10 @@ type Metrics struct {
 	skipped       *prometheus.CounterVec
 	deadLettered  *prometheus.CounterVec
 	fieldsDropped *prometheus.CounterVec
-	duplicates    *prometheus.CounterVec
-	created       prometheus.Counter
 	batchSize     prometheus.Histogram
-	redisLatency  prometheus.Histogram
 	eventLag      prometheus.Histogram
 	consumerLag   *prometheus.GaugeVec
 	commitErrors  prometheus.Counter
-	redisErrors   prometheus.Counter
 	dlqErrors     *prometheus.CounterVec
 	stoppedParts  prometheus.Gauge
 	lastProcessed prometheus.Gauge
@@ -48,19 +44,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		fieldsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "profiled_fields_dropped_total", Help: "Event fields dropped because they failed their rule, by field and reason.",
 		}, []string{"field", "reason"}),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profiled_duplicates_ignored_total", Help: "Launches and visits not counted again: same messageId within the dedupe window, or a record Kafka delivered again.",
-		}, []string{"reason"}),
-		created: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "profiled_profiles_created_total", Help: "Profiles created.",
-		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "profiled_batch_size_records", Help: "Records per processed batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
-		}),
-		redisLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "profiled_redis_write_duration_seconds", Help: "Time to write one batch to Redis (one pipeline), including retries of NOSCRIPT.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		eventLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "profiled_event_time_lag_seconds", Help: "Wall-clock time at apply minus event time.",
@@ -71,9 +57,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"topic", "partition"}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "profiled_commit_errors_total", Help: "Offset commits that failed.",
-		}),
-		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "profiled_redis_errors_total", Help: "Redis batch writes that failed and were retried.",
 		}),
 		dlqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "profiled_dlq_errors_total", Help: "Dead-letter writes that failed, by kind (temporary: retried; permanent: the partition stopped).",
@@ -91,9 +74,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "profiled_generations_total", Help: "Consumer group generations joined.",
 		}),
 	}
-	reg.MustRegister(m.consumed, m.applied, m.skipped, m.deadLettered, m.fieldsDropped, m.duplicates,
-		m.created, m.batchSize, m.redisLatency, m.eventLag, m.consumerLag, m.commitErrors, m.redisErrors,
-		m.dlqErrors, m.stoppedParts, m.lastProcessed, m.assigned, m.rebalances)
+	reg.MustRegister(m.consumed, m.applied, m.skipped, m.deadLettered, m.fieldsDropped,
+		m.batchSize, m.eventLag, m.consumerLag, m.commitErrors, m.dlqErrors, m.stoppedParts, m.lastProcessed, m.assigned, m.rebalances)
 	for _, k := range profile.Kinds {
 		m.applied.WithLabelValues(k.String())
 	}
@@ -108,8 +90,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.fieldsDropped.WithLabelValues(f, r)
 		}
 	}
-	m.duplicates.WithLabelValues("message_id")
-	m.duplicates.WithLabelValues("redelivered")
 	m.dlqErrors.WithLabelValues("temporary")
 	m.dlqErrors.WithLabelValues("permanent")
 	return m

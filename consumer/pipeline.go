@@ -250,20 +250,14 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 	applyStart := time.Now()
 	if len(b.order) > 0 {
 		for attempt := 0; ; attempt++ {
-			t := time.Now()
-			res, err := c.store.Apply(ctx, b.order)
+			err := c.store.Apply(ctx, b.order)
 			if err == nil {
-				c.m.redisLatency.Observe(time.Since(t).Seconds())
-				c.sinkFailing.Store(false)
-				c.m.created.Add(float64(res.Created))
-				c.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
-				c.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
+				c.storeFailing.Store(false)
 				break
 			}
-			c.m.redisErrors.Inc()
-			c.sinkFailing.Store(true)
+			c.storeFailing.Store(true)
 			if attempt == 0 || attempt%20 == 0 {
-				c.log.Warn().Err(err).Int("attempt", attempt+1).Int("profiles", len(b.order)).Msg("redis write failed; retrying with back-off")
+				c.log.Warn().Err(err).Int("attempt", attempt+1).Int("profiles", len(b.order)).Msg("store write failed; retrying with back-off")
 			}
 			c.touch()
 			if !sleep(ctx, c.backoff(attempt)) {

@@ -12,7 +12,7 @@ import (
 
 func TestGet(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
 	apply(t, s,
 		rec{ev(profile.KindWebVisit, "u/1 é", 1_700_000_000_000, "m1", "email", "x@y.io"), "t", 1},
 		rec{ev(profile.KindAppLaunch, "u/1 é", 1_700_000_001_000, "m2"), "t", 2},

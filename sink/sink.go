@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/profiled/profiled/profile"
@@ -37,11 +38,13 @@ type Sink struct {
 	cfg    Config
 	script *redis.Script
 	now    func() time.Time
+	m      *metrics
 }
 
-// New returns a Sink writing through client.
-func New(client redis.UniversalClient, cfg Config) *Sink {
-	return &Sink{client: client, cfg: cfg, script: redis.NewScript(applySource), now: time.Now}
+// New returns a Sink writing through client. Its metrics are registered on
+// reg (nil: not registered).
+func New(client redis.UniversalClient, cfg Config, reg prometheus.Registerer) *Sink {
+	return &Sink{client: client, cfg: cfg, script: redis.NewScript(applySource), now: time.Now, m: newMetrics(reg)}
 }
 
 // Result sums what one Apply did.
@@ -69,11 +72,31 @@ func (s *Sink) Load(ctx context.Context) error {
 	return s.script.Load(ctx, s.client).Err()
 }
 
-// Apply writes every update in one pipeline, one script call per profile.
-// It returns only when every update was applied, or with the first error;
-// the caller retries the whole slice, which is safe: the script ignores
-// what it applied before (offset watermarks) and field merges are idempotent.
-func (s *Sink) Apply(ctx context.Context, updates []*profile.Update) (Result, error) {
+// Apply writes every update (see ApplyCounted) and records what Redis did
+// in the sink's metrics. It satisfies the consumer's Store.
+func (s *Sink) Apply(ctx context.Context, updates []*profile.Update) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	start := time.Now()
+	res, err := s.ApplyCounted(ctx, updates)
+	if err != nil {
+		s.m.errors.Inc()
+		return err
+	}
+	s.m.latency.Observe(time.Since(start).Seconds())
+	s.m.created.Add(float64(res.Created))
+	s.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
+	s.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
+	return nil
+}
+
+// ApplyCounted writes every update in one pipeline, one script call per
+// profile, and returns what the scripts counted. It returns only when every
+// update was applied, or with the first error; the caller retries the whole
+// slice, which is safe: the script ignores what it applied before (offset
+// watermarks) and field merges are idempotent.
+func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Result, error) {
 	var res Result
 	if len(updates) == 0 {
 		return res, nil
@@ -123,6 +146,7 @@ func (s *Sink) Apply(ctx context.Context, updates []*profile.Update) (Result, er
 		if attempt >= 2 {
 			return res, errors.New("profile script: NOSCRIPT persists after reloading")
 		}
+		s.m.reloads.Inc()
 		if err := s.Load(ctx); err != nil {
 			return res, fmt.Errorf("load script: %w", err)
 		}

@@ -65,7 +65,7 @@ func apply(t *testing.T, s *sink.Sink, recs ...rec) sink.Result {
 		}
 		u.Add(r.e, r.src, r.offset)
 	}
-	res, err := s.Apply(context.Background(), order)
+	res, err := s.ApplyCounted(context.Background(), order)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ const t0 = int64(1_764_000_000_000) // 2025-11-24
 
 func TestFieldsLastWriterWinsAndTiesGoToGreaterValue(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour}, nil)
 	apply(t, s, rec{ev(profile.KindIdentify, "u1", t0+10, "", "email", "new@x.io", "city", "B"), "s:0", 1})
 	apply(t, s, rec{ev(profile.KindIdentify, "u1", t0, "", "email", "old@x.io", "city", "Z"), "s:0", 2})
 	apply(t, s, rec{ev(profile.KindIdentify, "u1", t0+10, "", "city", "C"), "s:0", 3})
@@ -107,7 +107,7 @@ func TestFieldsLastWriterWinsAndTiesGoToGreaterValue(t *testing.T) {
 
 func TestFirstAndLastSeenWithChannelTies(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour}, nil)
 	apply(t, s, rec{ev(profile.KindAppLaunch, "u1", t0+5000, "m1"), "s:0", 1})
 	apply(t, s, rec{ev(profile.KindWebVisit, "u1", t0+1000, "m2"), "s:0", 2})
 	apply(t, s, rec{ev(profile.KindAppLaunch, "u1", t0+1000, "m3"), "s:0", 3})
@@ -129,7 +129,7 @@ func TestFirstAndLastSeenWithChannelTies(t *testing.T) {
 
 func TestRedeliveredRecordsNeverCountTwice(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: 0}) // no messageId help
+	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: 0}, nil) // no messageId help
 	batch := []rec{
 		{ev(profile.KindAppLaunch, "u1", t0, ""), "topicA:0", 10},
 		{ev(profile.KindAppLaunch, "u1", t0+1, ""), "topicA:0", 11},
@@ -159,7 +159,7 @@ func TestRedeliveredRecordsNeverCountTwice(t *testing.T) {
 
 func TestMessageIDDedupeWindow(t *testing.T) {
 	c, prefix, real := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour}, nil)
 	now := time.Now()
 	s.SetNow(func() time.Time { return now })
 	r := apply(t, s,
@@ -188,7 +188,7 @@ func TestMessageIDDedupeWindow(t *testing.T) {
 
 func TestDedupeWindowZeroTurnsMessageIDDedupeOff(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
 	r := apply(t, s, rec{ev(profile.KindAppLaunch, "u1", t0, "m"), "s:0", 1}, rec{ev(profile.KindAppLaunch, "u1", t0, "m"), "s:0", 2})
 	if r.Launches != 2 {
 		t.Fatalf("%+v", r)
@@ -200,7 +200,7 @@ func TestDedupeWindowZeroTurnsMessageIDDedupeOff(t *testing.T) {
 
 func TestCustomTraitsKeepTheSmallestKeys(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
 	// 300 distinct trait keys over several calls, largest first
 	for b := 0; b < 3; b++ {
 		var fields []string
@@ -226,7 +226,7 @@ func TestCustomTraitsKeepTheSmallestKeys(t *testing.T) {
 
 func TestScriptSurvivesScriptFlush(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
 	apply(t, s, rec{ev(profile.KindAppLaunch, "u1", t0, ""), "s:0", 1})
 	if err := c.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatal(err)
@@ -239,7 +239,7 @@ func TestScriptSurvivesScriptFlush(t *testing.T) {
 
 func TestCreatedAndUpdatedAt(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
-	s := sink.New(c, sink.Config{KeyPrefix: prefix})
+	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
 	now := time.Date(2026, 11, 28, 9, 15, 2, 123_000_000, time.UTC)
 	s.SetNow(func() time.Time { return now })
 	apply(t, s, rec{ev(profile.KindAppLaunch, "u1", t0, ""), "s:0", 1})
@@ -302,7 +302,7 @@ func TestScriptAgreesWithGoFold(t *testing.T) {
 				visits++
 			}
 		}
-		s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour})
+		s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour}, nil)
 		// per log, records arrive in offset order, in batches of random
 		// size, with whole batches delivered again
 		var logs [2][]rec

@@ -558,7 +558,7 @@ func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix 
 		scripts += len(order)
 	}
 	logf("sink only: %.2f profile writes per record", float64(scripts)/float64(s.events))
-	sk := sink.New(rdb, sink.Config{KeyPrefix: prefix, DedupeWindow: 24 * time.Hour})
+	sk := sink.New(rdb, sink.Config{KeyPrefix: prefix, DedupeWindow: 24 * time.Hour}, nil)
 	if err := sk.Load(ctx); err != nil {
 		return 0, nil, err
 	}
@@ -566,7 +566,7 @@ func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix 
 	r0, b0 := cpuSeconds(redisPid), cpuSeconds(os.Getpid())
 	start := time.Now()
 	for _, b := range batches {
-		if _, err := sk.Apply(ctx, b); err != nil {
+		if err := sk.Apply(ctx, b); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -681,7 +681,7 @@ func naive(ctx context.Context, s settings, rdb *redis.Client, topic, group, pre
 	if err != nil {
 		return 0, err
 	}
-	sk := sink.New(rdb, sink.Config{KeyPrefix: prefix, DedupeWindow: 24 * time.Hour})
+	sk := sink.New(rdb, sink.Config{KeyPrefix: prefix, DedupeWindow: 24 * time.Hour}, nil)
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.brokers, GroupID: group, Topic: topic,
 		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond, StartOffset: kafka.FirstOffset})
 	defer r.Close()
@@ -694,7 +694,7 @@ func naive(ctx context.Context, s settings, rdb *redis.Client, topic, group, pre
 		if ev, err := dec.Decode(m.Value, m.Time, time.Now()); err == nil && ev.Kind != profile.KindIgnored {
 			u := profile.NewUpdate(ev.ProfileID)
 			u.Add(ev, "naive:"+strconv.Itoa(m.Partition), m.Offset)
-			if _, err := sk.Apply(ctx, []*profile.Update{u}); err != nil {
+			if err := sk.Apply(ctx, []*profile.Update{u}); err != nil {
 				return 0, err
 			}
 		}

@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer rdb.Close()
-	store := sink.New(rdb, sink.Config{KeyPrefix: cfg.RedisKeyPrefix, DedupeWindow: cfg.DedupeWindow})
+	store := sink.New(rdb, sink.Config{KeyPrefix: cfg.RedisKeyPrefix, DedupeWindow: cfg.DedupeWindow}, reg)
 
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {

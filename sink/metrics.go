@@ -1,0 +1,39 @@
+package sink
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the store-side series: what Redis did with the updates.
+type metrics struct {
+	created    prometheus.Counter
+	duplicates *prometheus.CounterVec
+	latency    prometheus.Histogram
+	errors     prometheus.Counter
+	reloads    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_profiles_created_total", Help: "Profiles created.",
+		}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_duplicates_ignored_total", Help: "Launches and visits not counted again: same messageId within the dedupe window, or a record Kafka delivered again.",
+		}, []string{"reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "profiled_redis_write_duration_seconds", Help: "Time to write one batch to Redis (one pipeline), including retries of NOSCRIPT.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_redis_errors_total", Help: "Redis batch writes that failed and were retried.",
+		}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_redis_script_reloads_total", Help: "Script loads after a server answered NOSCRIPT (a restart or failover emptied its script cache).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.created, m.duplicates, m.latency, m.errors, m.reloads)
+	}
+	m.duplicates.WithLabelValues("message_id")
+	m.duplicates.WithLabelValues("redelivered")
+	return m
+}
