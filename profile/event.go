@@ -15,10 +15,11 @@ const (
 	KindAppLaunch
 	KindWebVisit
 	KindIdentify
+	KindAlias
 )
 
 // Kinds lists every kind that changes a profile, for metric initialisation.
-var Kinds = []Kind{KindAppLaunch, KindWebVisit, KindIdentify}
+var Kinds = []Kind{KindAppLaunch, KindWebVisit, KindIdentify, KindAlias}
 
 // String returns the contract's name of the kind.
 func (k Kind) String() string {
@@ -29,6 +30,8 @@ func (k Kind) String() string {
 		return "web_visit"
 	case KindIdentify:
 		return "identify"
+	case KindAlias:
+		return "alias"
 	default:
 		return "ignored"
 	}
@@ -108,6 +111,9 @@ type Event struct {
 	ProfileID  string
 	Time       int64 // event time, Unix milliseconds
 	MessageID  string
+	// LinkAnonID is the usable anonymous id (without the "anon:" prefix)
+	// that this event links to the user ProfileID (contract section 2a).
+	LinkAnonID string
 	Fields     []Field
 	Dropped    []Drop
 }

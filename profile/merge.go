@@ -49,6 +49,32 @@ type Update struct {
 	First     Seen
 	Last      Seen
 	Counts    []Count
+	// Links are the anonymous ids (without "anon:") that the update's
+	// events link to ProfileID, a user id, each once, in the order the
+	// events came (contract section 2a).
+	Links []string
+	// Events is the number of events folded into the update.
+	Events int
+
+	linkSet map[string]struct{} // Links as a set, once there are many
+}
+
+// AnonPrefix starts the profile id of an anonymous visitor.
+const AnonPrefix = "anon:"
+
+// AnonID returns the anonymous id of an anonymous profile id, and whether
+// id is one.
+func AnonID(profileID string) (string, bool) {
+	if strings.HasPrefix(profileID, AnonPrefix) {
+		return profileID[len(AnonPrefix):], true
+	}
+	return "", false
+}
+
+// Empty reports whether applying u changes no profile field, time or
+// counter: an update made only of links (an alias) creates no profile.
+func (u *Update) Empty() bool {
+	return len(u.Fields) == 0 && u.First.IsZero() && len(u.Counts) == 0
 }
 
 // NewUpdate returns an empty Update for a profile.
@@ -59,6 +85,10 @@ func NewUpdate(id string) *Update {
 // Add folds one accepted event into u. src and offset locate the record in
 // its log, so that a redelivered record is recognised.
 func (u *Update) Add(e Event, src string, offset int64) {
+	u.Events++
+	if e.LinkAnonID != "" {
+		u.link(e.LinkAnonID)
+	}
 	traits := false
 	for _, f := range e.Fields {
 		u.setField(f.Name, Stamped{f.Value, e.Time})
@@ -87,7 +117,34 @@ func (u *Update) Merge(o *Update) {
 		u.see(o.Last)
 	}
 	u.Counts = append(u.Counts, o.Counts...)
+	for _, a := range o.Links {
+		u.link(a)
+	}
+	u.Events += o.Events
 	u.trimTraits()
+}
+
+func (u *Update) link(anonID string) {
+	if u.linkSet != nil {
+		if _, ok := u.linkSet[anonID]; ok {
+			return
+		}
+		u.linkSet[anonID] = struct{}{}
+	} else {
+		for _, a := range u.Links {
+			if a == anonID {
+				return
+			}
+		}
+		if len(u.Links) >= 16 { // a shared or junk user id: stay linear
+			u.linkSet = make(map[string]struct{}, 2*len(u.Links))
+			for _, a := range u.Links {
+				u.linkSet[a] = struct{}{}
+			}
+			u.linkSet[anonID] = struct{}{}
+		}
+	}
+	u.Links = append(u.Links, anonID)
 }
 
 func (u *Update) setField(name string, s Stamped) {

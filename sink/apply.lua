@@ -3,24 +3,50 @@
 -- KEYS[1] profile hash   <prefix>profile:{<id>}
 -- KEYS[2] meta hash      <prefix>profile:{<id>}:m   per-field event times
 --                        ("t:<field>"), first/last seen times ("fs","ls"),
---                        custom trait count ("nt") and per-log offset
---                        watermarks ("o:<source>")
--- KEYS[3] dedupe zset    <prefix>profile:{<id>}:d   messageId -> applied at (ms)
+--                        custom trait count ("nt"), pending link
+--                        reservations ("lp"), per-log offset watermarks
+--                        ("o:<source>") and, per anonymous id linked to
+--                        this user, per-log watermarks of its routed
+--                        records ("r:<source>|<anonymous id>")
+-- KEYS[3] dedupe zset    <prefix>profile:{<id>}:d   messageId -> applied at
+--                        (ms; + 0.5 for a launch, so a fold knows the kind)
+-- KEYS[4] link key       mode 'a': <prefix>profile:{anon:<A>}:link, the
+--                        user A is linked to; other modes: the user's links
+--                        hash <prefix>profile:{<U>}:links, anonymous id ->
+--                        'r' (reserved, claim pending) | 'f' (folded in)
 --
--- ARGV: now_ms, now_text, window_ms, max_traits,
+-- ARGV: now_ms, now_text, window_ms, max_traits, max_dedupe, max_links,
+--       mode, anon,
 --       nf, nf x (name, value, time_ms),
 --       first_ms, first_text, first_channel, last_ms, last_text, last_channel
 --       (channel "" when the update saw no launch or visit),
 --       ns, ns x source,
 --       nc, nc x (channel "a"|"w", source index (1-based), offset, message_id)
---       with the counts sorted by (source, offset).
+--       with the counts sorted by (source, offset),
+--       nl, nl x anonymous id to link (mode 'u'),
+--       and in mode 'f' only: launches, visits, nm, nm x (message_id, score),
+--       nw, nw x (source, offset): the anonymous id's frozen history.
 --
--- Returns {created, launches counted, visits counted,
---          messageId duplicates, redelivered records}.
+-- Modes:
+--   'u' a user's own update; reserves the anonymous ids to link
+--   'a' an anonymous id's own update; refused when the id is linked
+--   'r' an update of anonymous id <anon> routed to its user; refused until
+--       the id's history was folded in
+--   'f' the fold of anonymous id <anon>'s frozen history into its user,
+--       applied once
+--
+-- Returns {status, created, launches counted, visits counted,
+--          messageId duplicates, redelivered records, messageIds forgotten,
+--          owner, (anonymous id, link state)...}
+-- status 0 applied, 1 refused: linked to owner (mode 'a'), 2 refused: not
+-- folded yet (mode 'r'), 3 already folded (mode 'f'); link state 'f' linked
+-- to this user, 'r' reserved (claim it), 'l' refused by the limit.
 --
 -- The script reads everything it needs in two HMGETs (and one ZMSCORE),
 -- and writes with one HSET per hash: each Redis call inside a script costs
--- about as much as the Lua around it.
+-- about as much as the Lua around it. Calls that take a list take it in
+-- slices (Lua's unpack stops at a few thousand values), so one busy
+-- profile's share of a batch cannot make the script fail.
 --
 -- Lua's "<" on strings follows the server's collation locale, so ties are
 -- broken with an explicit byte comparison.
@@ -34,21 +60,86 @@ local function gt(a, b)
   return #a > #b
 end
 
-local p, m, d = KEYS[1], KEYS[2], KEYS[3]
+local SLICE = 1000
+
+-- call runs cmd on key with the values of list, SLICE values (a multiple
+-- of step) at a time, and returns the replies joined.
+local function call(cmd, key, list, step)
+  local out = {}
+  local n = #list
+  local size = SLICE - SLICE % step
+  for i = 1, n, size do
+    local r = redis.call(cmd, key, unpack(list, i, math.min(i + size - 1, n)))
+    if type(r) == 'table' then
+      for _, v in ipairs(r) do out[#out + 1] = v end
+    end
+  end
+  return out
+end
+
+-- hmget returns the values of fields, nil for the absent ones (ipairs
+-- stops at the first nil, so the replies are placed by index).
+local function hmget(key, fields)
+  local out = {}
+  local n = #fields
+  for i = 1, n, SLICE do
+    local j = math.min(i + SLICE - 1, n)
+    local r = redis.call('HMGET', key, unpack(fields, i, j))
+    for k = 1, j - i + 1 do out[i + k - 1] = r[k] end
+  end
+  return out
+end
+
+local function zmscore(key, members)
+  local out = {}
+  local n = #members
+  for i = 1, n, SLICE do
+    local j = math.min(i + SLICE - 1, n)
+    local r = redis.call('ZMSCORE', key, unpack(members, i, j))
+    for k = 1, j - i + 1 do out[i + k - 1] = r[k] end
+  end
+  return out
+end
+
+local p, m, d, l = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, nowText = tonumber(ARGV[1]), ARGV[2]
 local window, maxTraits = tonumber(ARGV[3]), tonumber(ARGV[4])
+local maxDedupe, maxLinks = tonumber(ARGV[5]), tonumber(ARGV[6])
+local mode, anon = ARGV[7], ARGV[8]
+
+-- who owns this update: decided here, in the slot of the key it concerns
+if mode == 'a' then
+  local owner = redis.call('GET', l)
+  if owner then return {1, 0, 0, 0, 0, 0, 0, owner} end
+elseif mode == 'r' then
+  if redis.call('HGET', l, anon) ~= 'f' then return {2, 0, 0, 0, 0, 0, 0, ''} end
+elseif mode == 'f' then
+  if redis.call('HGET', l, anon) == 'f' then return {3, 0, 0, 0, 0, 0, 0, ''} end
+end
 
 -- locate the sections of ARGV
-local nf = tonumber(ARGV[5])
-local fi = 6                 -- first field triple
+local nf = tonumber(ARGV[9])
+local fi = 10                -- first field triple
 local si = fi + 3 * nf       -- seen: 6 values
 local ns = tonumber(ARGV[si + 6])
 local srci = si + 7          -- sources
 local nc = tonumber(ARGV[srci + ns])
 local ci = srci + ns + 1     -- count quadruples
+local li = ci + 4 * nc
+local nl = tonumber(ARGV[li])
+local fo = li + nl + 1       -- fold section (mode 'f')
+local foldL, foldV = 0, 0
+if mode == 'f' then foldL, foldV = tonumber(ARGV[fo]), tonumber(ARGV[fo + 1]) end
+
+-- watermark field of each source: the log's own, or, for records routed
+-- from an anonymous id, that id's in this log
+local function wmField(src)
+  if mode == 'r' then return 'r:' .. src .. '|' .. anon end
+  return 'o:' .. src
+end
 
 -- one read of each hash
-local mkeys = {'fs', 'ls', 'nt'}
+local mkeys = {'fs', 'ls', 'nt', 'lp'}
 local pkeys = {'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits'}
 for k = 0, nf - 1 do
   local name = ARGV[fi + 3 * k]
@@ -62,12 +153,15 @@ for k = 0, nf - 1 do
 end
 local mbase = #mkeys
 for k = 0, ns - 1 do
-  mkeys[#mkeys + 1] = 'o:' .. ARGV[srci + k]
+  mkeys[#mkeys + 1] = wmField(ARGV[srci + k])
 end
-local mv = redis.call('HMGET', m, unpack(mkeys))
-local pv = redis.call('HMGET', p, unpack(pkeys))
+local mv = hmget(m, mkeys)
+local pv = hmget(p, pkeys)
 
-local created = not pv[1]
+local exists = pv[1] and true or false
+local fCh = ARGV[si + 2]
+local has = nf > 0 or fCh ~= '' or nc > 0 or foldL > 0 or foldV > 0
+local created = (not exists) and has
 local changed = created
 local pset, mset = {}, {}
 
@@ -85,7 +179,7 @@ for k = 0, nf - 1 do
     cur = pv[vi]
     vi = vi + 1
   end
-  local curT = mv[4 + k] and tonumber(mv[4 + k])
+  local curT = mv[5 + k] and tonumber(mv[5 + k])
   if (not curT) or t > curT or (t == curT and gt(value, cur or '')) then
     mset[#mset + 1] = 't:' .. name
     mset[#mset + 1] = tText
@@ -147,8 +241,8 @@ if newTraits > 0 then
     mset = keepm
     for _, f in ipairs(gone) do goneT[#goneT + 1] = 't:' .. f end
     if #gone > 0 then
-      redis.call('HDEL', p, unpack(gone))
-      redis.call('HDEL', m, unpack(goneT))
+      call('HDEL', p, gone, 1)
+      call('HDEL', m, goneT, 1)
     end
     nt = maxTraits
   end
@@ -157,7 +251,7 @@ if newTraits > 0 then
 end
 
 -- first and last seen: earliest and latest launch or visit
-local fMs, fText, fCh = ARGV[si], ARGV[si + 1], ARGV[si + 2]
+local fMs, fText = ARGV[si], ARGV[si + 1]
 local lMs, lText, lCh = ARGV[si + 3], ARGV[si + 4], ARGV[si + 5]
 if fCh ~= '' then
   local ft, lt = tonumber(fMs), tonumber(lMs)
@@ -182,9 +276,12 @@ if fCh ~= '' then
   end
 end
 
+local launches, visits, dupMsg, dupRedelivered, forgotten = 0, 0, 0, 0, 0
+local dedupeAdded = false
+local oldest = now - window
+
 -- counts: each record once (offset watermark per log), each messageId once
 -- per window
-local launches, visits, dupMsg, dupRedelivered = 0, 0, 0, 0
 if nc > 0 then
   local wm, moved = {}, {}
   for k = 1, ns do wm[k] = tonumber(mv[mbase + k] or '-1') end
@@ -205,8 +302,7 @@ if nc > 0 then
   end
   local known = {}
   if #mids > 0 then
-    local scores = redis.call('ZMSCORE', d, unpack(mids))
-    local oldest = now - window
+    local scores = zmscore(d, mids)
     for k = 1, #mids do
       if scores[k] and tonumber(scores[k]) > oldest then known[mids[k]] = true end
     end
@@ -219,44 +315,156 @@ if nc > 0 then
     else
       if window > 0 and mid ~= '' then
         known[mid] = true
-        add[#add + 1] = ARGV[1]
+        add[#add + 1] = ARGV[j] == 'a' and (ARGV[1] .. '.5') or ARGV[1]
         add[#add + 1] = mid
       end
       if ARGV[j] == 'a' then launches = launches + 1 else visits = visits + 1 end
     end
   end
   for k, offText in pairs(moved) do
-    mset[#mset + 1] = 'o:' .. ARGV[srci + k - 1]
+    mset[#mset + 1] = wmField(ARGV[srci + k - 1])
     mset[#mset + 1] = offText
   end
   if #add > 0 then
-    redis.call('ZADD', d, unpack(add))
-    redis.call('PEXPIRE', d, window)
-    -- forget what left the window: often enough to bound memory, rarely
-    -- enough to stay cheap (the window check above uses the scores anyway)
-    if now % 16 == 0 then
-      redis.call('ZREMRANGEBYSCORE', d, '-inf', now - window)
+    call('ZADD', d, add, 2)
+    dedupeAdded = true
+  end
+end
+
+-- the fold: an anonymous id's frozen history joins its user, once
+local lp = tonumber(mv[4] or '0')
+if mode == 'f' then
+  local nm = tonumber(ARGV[fo + 2])
+  local mi = fo + 3
+  local nw = tonumber(ARGV[mi + 2 * nm])
+  local wi = mi + 2 * nm + 1
+  if nm > 0 and window > 0 then
+    local ids = {}
+    for k = 0, nm - 1 do ids[#ids + 1] = ARGV[mi + 2 * k] end
+    local cur = zmscore(d, ids)
+    local add = {}
+    for k = 0, nm - 1 do
+      local mid, scText = ARGV[mi + 2 * k], ARGV[mi + 2 * k + 1]
+      local sc = tonumber(scText)
+      if sc > oldest then
+        local c = cur[k + 1] and tonumber(cur[k + 1])
+        if c and c > oldest then
+          -- counted under the anonymous id and again under the user: once
+          if sc % 1 ~= 0 then foldL = foldL - 1 else foldV = foldV - 1 end
+          dupMsg = dupMsg + 1
+          if sc < c then
+            add[#add + 1] = scText -- the window runs from its first application
+            add[#add + 1] = mid
+          end
+        else
+          add[#add + 1] = scText
+          add[#add + 1] = mid
+        end
+      end
+    end
+    if #add > 0 then
+      call('ZADD', d, add, 2)
+      dedupeAdded = true
+    end
+  end
+  launches, visits = launches + foldL, visits + foldV
+  -- the id's later records are judged by what it had counted
+  for k = 0, nw - 1 do
+    mset[#mset + 1] = 'r:' .. ARGV[wi + 2 * k] .. '|' .. anon
+    mset[#mset + 1] = ARGV[wi + 2 * k + 1]
+  end
+  if redis.call('HGET', l, anon) == 'r' and lp > 0 then
+    lp = lp - 1
+    mset[#mset + 1] = 'lp'
+    mset[#mset + 1] = lp
+  end
+  redis.call('HSET', l, anon, 'f')
+end
+
+if dedupeAdded then
+  redis.call('PEXPIRE', d, window)
+  -- forget what left the window: often enough to bound memory, rarely
+  -- enough to stay cheap (the window check above uses the scores anyway)
+  if now % 16 == 0 then
+    redis.call('ZREMRANGEBYSCORE', d, '-inf', oldest)
+  end
+  local n = redis.call('ZCARD', d)
+  if n > maxDedupe then
+    redis.call('ZREMRANGEBYSCORE', d, '-inf', oldest)
+    n = redis.call('ZCARD', d)
+    if n > maxDedupe then
+      redis.call('ZPOPMIN', d, n - maxDedupe)
+      forgotten = n - maxDedupe
     end
   end
 end
 
-if created then
-  pset[#pset + 1] = 'created_at'
-  pset[#pset + 1] = nowText
+-- links: reserve the anonymous ids this user's events carry, within the
+-- limit, and hand back the pending ones so that the caller claims them
+local out = {0, 0, 0, 0, 0, 0, 0, ''}
+if mode == 'u' and (nl > 0 or lp > 0) then
+  local listed = {}
+  local lp0 = lp
+  if nl > 0 then
+    local ids = {}
+    for k = 1, nl do ids[k] = ARGV[li + k] end
+    local cur = hmget(l, ids)
+    local count
+    for k = 1, nl do
+      local a = ids[k]
+      listed[a] = true
+      local st = cur[k]
+      if not st then
+        count = count or redis.call('HLEN', l)
+        if count >= maxLinks then
+          st = 'l'
+        else
+          redis.call('HSET', l, a, 'r')
+          count = count + 1
+          lp = lp + 1
+          st = 'r'
+        end
+      end
+      out[#out + 1] = a
+      out[#out + 1] = st
+    end
+  end
+  if lp0 > 0 then
+    -- reservations a crash left pending: any event of the user completes them
+    local all = redis.call('HGETALL', l)
+    for k = 1, #all, 2 do
+      if all[k + 1] == 'r' and not listed[all[k]] then
+        out[#out + 1] = all[k]
+        out[#out + 1] = 'r'
+      end
+    end
+  end
+  if lp ~= lp0 then
+    mset[#mset + 1] = 'lp'
+    mset[#mset + 1] = lp
+  end
 end
-if created or launches > 0 then
-  pset[#pset + 1] = 'app_launches'
-  pset[#pset + 1] = tonumber(pv[4] or '0') + launches
+
+if exists or has then
+  if created then
+    pset[#pset + 1] = 'created_at'
+    pset[#pset + 1] = nowText
+  end
+  if created or launches ~= 0 then
+    pset[#pset + 1] = 'app_launches'
+    pset[#pset + 1] = tonumber(pv[4] or '0') + launches
+  end
+  if created or visits ~= 0 then
+    pset[#pset + 1] = 'web_visits'
+    pset[#pset + 1] = tonumber(pv[5] or '0') + visits
+  end
+  if launches ~= 0 or visits ~= 0 then changed = true end
+  if changed then
+    pset[#pset + 1] = 'updated_at'
+    pset[#pset + 1] = nowText
+  end
+  if #pset > 0 then call('HSET', p, pset, 2) end
 end
-if created or visits > 0 then
-  pset[#pset + 1] = 'web_visits'
-  pset[#pset + 1] = tonumber(pv[5] or '0') + visits
-end
-if launches > 0 or visits > 0 then changed = true end
-if changed then
-  pset[#pset + 1] = 'updated_at'
-  pset[#pset + 1] = nowText
-end
-if #pset > 0 then redis.call('HSET', p, unpack(pset)) end
-if #mset > 0 then redis.call('HSET', m, unpack(mset)) end
-return {created and 1 or 0, launches, visits, dupMsg, dupRedelivered}
+if #mset > 0 then call('HSET', m, mset, 2) end
+out[2], out[3], out[4], out[5], out[6], out[7] = created and 1 or 0, launches, visits, dupMsg, dupRedelivered, forgotten
+return out

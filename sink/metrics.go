@@ -9,6 +9,9 @@ type metrics struct {
 	latency    prometheus.Histogram
 	errors     prometheus.Counter
 	reloads    prometheus.Counter
+	forgotten  prometheus.Counter
+	routed     prometheus.Counter
+	links      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,9 +32,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "profiled_redis_script_reloads_total", Help: "Script loads after a server answered NOSCRIPT (a restart or failover emptied its script cache).",
 		}),
+		forgotten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_dedupe_ids_forgotten_total", Help: "messageIds forgotten before their window ended because a profile reached PROFILED_MAX_DEDUPE_IDS (oldest first).",
+		}),
+		routed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_events_routed_total", Help: "Events of a linked anonymous id applied to its user's profile.",
+		}),
+		links: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "profiled_identity_links_total", Help: "Links of an anonymous id to a user, by result: linked (made now), already (made before), conflict (the id belongs to another user), limit (the user has PROFILED_MAX_LINKED_IDS).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.created, m.duplicates, m.latency, m.errors, m.reloads)
+		reg.MustRegister(m.created, m.duplicates, m.latency, m.errors, m.reloads, m.forgotten, m.routed, m.links)
+	}
+	for _, r := range []string{LinkLinked, LinkAlready, LinkConflict, LinkLimit} {
+		m.links.WithLabelValues(r)
 	}
 	m.duplicates.WithLabelValues("message_id")
 	m.duplicates.WithLabelValues("redelivered")

@@ -1,7 +1,9 @@
 // Package sink writes folded profile updates to Redis. Each update is one
 // atomic Lua script call (EVALSHA) that applies the merge rules server-side,
 // so a reader never sees half an event and any number of writers, in any
-// order, converge on the same profile.
+// order, converge on the same profile. Identity links (an anonymous id
+// joining its user, contract section 2a) are a protocol of single-slot
+// scripts; see link.go.
 package sink
 
 import (
@@ -20,8 +22,23 @@ import (
 	"github.com/profiled/profiled/profile"
 )
 
-//go:embed apply.lua
-var applySource string
+var (
+	//go:embed apply.lua
+	applySource string
+	//go:embed claim.lua
+	claimSource string
+	//go:embed finish.lua
+	finishSource string
+	//go:embed unreserve.lua
+	unreserveSource string
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxLinkedIDs = 100
+	DefaultMaxDedupeIDs = 10000
+	DefaultLinkCache    = 100000
+)
 
 // Config configures the Redis sink.
 type Config struct {
@@ -30,21 +47,68 @@ type Config struct {
 	// DedupeWindow is how long a messageId is remembered per profile;
 	// 0 turns messageId deduplication off.
 	DedupeWindow time.Duration
+	// MaxLinkedIDs is how many anonymous ids one user absorbs at most;
+	// default 100.
+	MaxLinkedIDs int
+	// MaxDedupeIDs caps the messageIds remembered per profile, the oldest
+	// forgotten first; default 10,000.
+	MaxDedupeIDs int
+	// LinkCache is how many links the process remembers (a link never
+	// changes once made); default 100,000.
+	LinkCache int
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxLinkedIDs == 0 {
+		c.MaxLinkedIDs = DefaultMaxLinkedIDs
+	}
+	if c.MaxDedupeIDs == 0 {
+		c.MaxDedupeIDs = DefaultMaxDedupeIDs
+	}
+	if c.LinkCache == 0 {
+		c.LinkCache = DefaultLinkCache
+	}
 }
 
 // Sink applies updates to Redis.
 type Sink struct {
-	client redis.UniversalClient
-	cfg    Config
-	script *redis.Script
-	now    func() time.Time
-	m      *metrics
+	client    redis.UniversalClient
+	cfg       Config
+	apply     *redis.Script
+	claim     *redis.Script
+	finish    *redis.Script
+	unreserve *redis.Script
+	links     *linkCache
+	now       func() time.Time
+	m         *metrics
+	// step, when set, runs after each step of a batch (1 apply, 2 claim,
+	// 3 fold, 4 finish); an error it returns ends the batch there, as a
+	// crash would. Tests use it.
+	step func(n int) error
+}
+
+func (s *Sink) after(n int) error {
+	if s.step == nil {
+		return nil
+	}
+	return s.step(n)
 }
 
 // New returns a Sink writing through client. Its metrics are registered on
 // reg (nil: not registered).
 func New(client redis.UniversalClient, cfg Config, reg prometheus.Registerer) *Sink {
-	return &Sink{client: client, cfg: cfg, script: redis.NewScript(applySource), now: time.Now, m: newMetrics(reg)}
+	cfg.setDefaults()
+	return &Sink{
+		client:    client,
+		cfg:       cfg,
+		apply:     redis.NewScript(applySource),
+		claim:     redis.NewScript(claimSource),
+		finish:    redis.NewScript(finishSource),
+		unreserve: redis.NewScript(unreserveSource),
+		links:     newLinkCache(cfg.LinkCache),
+		now:       time.Now,
+		m:         newMetrics(reg),
+	}
 }
 
 // Result sums what one Apply did.
@@ -54,22 +118,48 @@ type Result struct {
 	Visits         int
 	DupMessageID   int
 	DupRedelivered int
+	Forgotten      int // messageIds forgotten by the per-profile cap
+	Routed         int // events of a linked anonymous id applied to its user
+	Links          map[string]int
 }
+
+func (r *Result) link(result string, n int) {
+	if r.Links == nil {
+		r.Links = map[string]int{}
+	}
+	r.Links[result] += n
+}
+
+// Link results, the values of profiled_identity_links_total's label.
+const (
+	LinkLinked   = "linked"
+	LinkAlready  = "already"
+	LinkConflict = "conflict"
+	LinkLimit    = "limit"
+)
 
 // Key returns the Redis key of a profile's hash.
 func Key(prefix, id string) string { return prefix + "profile:{" + id + "}" }
 
-func (s *Sink) keys(id string) []string {
-	k := Key(s.cfg.KeyPrefix, id)
-	return []string{k, k + ":m", k + ":d"}
-}
+// LinkKey returns the key that holds the user an anonymous id is linked
+// to, beside the anonymous profile's key (in its slot).
+func LinkKey(prefix, anonID string) string { return Key(prefix, profile.AnonPrefix+anonID) + ":link" }
+
+// LinksKey returns the key of the hash of the anonymous ids linked to a
+// user, beside the user's key (in its slot).
+func LinksKey(prefix, userID string) string { return Key(prefix, userID) + ":links" }
 
 // Ping checks that Redis answers.
 func (s *Sink) Ping(ctx context.Context) error { return s.client.Ping(ctx).Err() }
 
-// Load loads the script into every server (all masters of a cluster).
+// Load loads the scripts into every server (all masters of a cluster).
 func (s *Sink) Load(ctx context.Context) error {
-	return s.script.Load(ctx, s.client).Err()
+	for _, sc := range []*redis.Script{s.apply, s.claim, s.finish, s.unreserve} {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Apply writes every update (see ApplyCounted) and records what Redis did
@@ -88,36 +178,43 @@ func (s *Sink) Apply(ctx context.Context, updates []*profile.Update) error {
 	s.m.created.Add(float64(res.Created))
 	s.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
 	s.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
+	s.m.forgotten.Add(float64(res.Forgotten))
+	s.m.routed.Add(float64(res.Routed))
+	for r, n := range res.Links {
+		s.m.links.WithLabelValues(r).Add(float64(n))
+	}
 	return nil
 }
 
-// ApplyCounted writes every update in one pipeline, one script call per
-// profile, and returns what the scripts counted. It returns only when every
-// update was applied, or with the first error; the caller retries the whole
-// slice, which is safe: the script ignores what it applied before (offset
-// watermarks) and field merges are idempotent.
-func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Result, error) {
-	var res Result
-	if len(updates) == 0 {
-		return res, nil
-	}
-	now := s.now()
-	pending := make([]int, len(updates))
-	args := make([][]any, len(updates))
-	for i, u := range updates {
+// call is one script call of a pipeline.
+type call struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	owner  string // the user of a routed update
+}
+
+// runAll runs calls in one pipeline and returns their replies in order.
+// A server that answers NOSCRIPT (restarted or failed over: its script
+// cache is empty) gets the scripts loaded, and only the calls that did not
+// run are sent again.
+func (s *Sink) runAll(ctx context.Context, calls []call) ([]any, error) {
+	out := make([]any, len(calls))
+	pending := make([]int, len(calls))
+	for i := range calls {
 		pending[i] = i
-		args[i] = s.argv(u, now)
 	}
 	for attempt := 0; ; attempt++ {
 		cmds := make([]*redis.Cmd, len(pending))
 		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, idx := range pending {
-				cmds[j] = s.script.EvalSha(ctx, p, s.keys(updates[idx].ProfileID), args[idx]...)
+				c := calls[idx]
+				cmds[j] = c.script.EvalSha(ctx, p, c.keys, c.args...)
 			}
 			return nil
 		})
 		if err != nil && !isNoScript(err) {
-			return res, err
+			return nil, err
 		}
 		var retry []int
 		for j, cmd := range cmds {
@@ -126,29 +223,19 @@ func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Res
 					retry = append(retry, pending[j])
 					continue
 				}
-				return res, fmt.Errorf("profile script: %w", cerr)
+				return nil, fmt.Errorf("profile script: %w", cerr)
 			}
-			vals, err := cmd.Int64Slice()
-			if err != nil || len(vals) != 5 {
-				return res, fmt.Errorf("profile script: unexpected reply %v", cmd.Val())
-			}
-			res.Created += int(vals[0])
-			res.Launches += int(vals[1])
-			res.Visits += int(vals[2])
-			res.DupMessageID += int(vals[3])
-			res.DupRedelivered += int(vals[4])
+			out[pending[j]] = cmd.Val()
 		}
 		if len(retry) == 0 {
-			return res, nil
+			return out, nil
 		}
-		// NOSCRIPT: the server restarted or failed over and lost its
-		// script cache; nothing of those calls ran, so load and rerun them.
 		if attempt >= 2 {
-			return res, errors.New("profile script: NOSCRIPT persists after reloading")
+			return nil, errors.New("profile script: NOSCRIPT persists after reloading")
 		}
 		s.m.reloads.Inc()
 		if err := s.Load(ctx); err != nil {
-			return res, fmt.Errorf("load script: %w", err)
+			return nil, fmt.Errorf("load scripts: %w", err)
 		}
 		pending = retry
 	}
@@ -158,14 +245,180 @@ func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
+// applyReply is apply.lua's answer.
+type applyReply struct {
+	status                                   int64
+	created, launches, visits, dupMsg, dupRe int64
+	forgotten                                int64
+	owner                                    string
+	links                                    [][2]string // (anonymous id, state)
+}
+
+// Statuses of apply.lua.
+const (
+	statusApplied  = 0
+	statusLinked   = 1 // mode 'a': the anonymous id is linked; route it
+	statusNeedFold = 2 // mode 'r': the id's history is not folded in yet
+	statusAlready  = 3 // mode 'f': folded before
+)
+
+func parseApply(v any) (applyReply, error) {
+	var r applyReply
+	vals, ok := v.([]any)
+	if !ok || len(vals) < 8 || len(vals)%2 != 0 {
+		return r, fmt.Errorf("profile script: unexpected reply %v", v)
+	}
+	nums := [...]*int64{&r.status, &r.created, &r.launches, &r.visits, &r.dupMsg, &r.dupRe, &r.forgotten}
+	for i, p := range nums {
+		n, ok := vals[i].(int64)
+		if !ok {
+			return r, fmt.Errorf("profile script: unexpected reply %v", v)
+		}
+		*p = n
+	}
+	r.owner, _ = vals[7].(string)
+	for i := 8; i+1 < len(vals); i += 2 {
+		a, _ := vals[i].(string)
+		st, _ := vals[i+1].(string)
+		r.links = append(r.links, [2]string{a, st})
+	}
+	return r, nil
+}
+
+func (r *Result) add(a applyReply) {
+	r.Created += int(a.created)
+	r.Launches += int(a.launches)
+	r.Visits += int(a.visits)
+	r.DupMessageID += int(a.dupMsg)
+	r.DupRedelivered += int(a.dupRe)
+	r.Forgotten += int(a.forgotten)
+}
+
+// ApplyCounted writes every update and returns what the scripts counted.
+// It returns only when every update was applied, or with the first error;
+// the caller retries the whole slice, which is safe: the scripts ignore
+// what they applied before (offset watermarks, the link states) and field
+// merges are idempotent.
+//
+// One pipeline applies every update, one script call per profile. Only a
+// batch that links an anonymous id, or meets a linked one the process did
+// not know, pays more: see link.go.
+func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Result, error) {
+	var res Result
+	if len(updates) == 0 {
+		return res, nil
+	}
+	now := s.now()
+	calls := make([]call, 0, len(updates))
+	for _, u := range updates {
+		if anon, ok := profile.AnonID(u.ProfileID); ok {
+			if owner, ok := s.links.get(anon); ok {
+				calls = append(calls, s.routedCall(u, anon, owner, now))
+				res.Routed += u.Events
+				continue
+			}
+			calls = append(calls, s.updateCall(u, 'a', "", nil, now))
+			continue
+		}
+		calls = append(calls, s.updateCall(u, 'u', "", s.candidates(u, &res), now))
+	}
+	replies, err := s.runAll(ctx, calls)
+	if err == nil {
+		err = s.after(1)
+	}
+	if err != nil {
+		return res, err
+	}
+	var lk linking
+	for i, v := range replies {
+		r, err := parseApply(v)
+		if err != nil {
+			return res, err
+		}
+		res.add(r)
+		u := updates[i]
+		switch r.status {
+		case statusLinked:
+			anon, _ := profile.AnonID(u.ProfileID)
+			lk.route(anon, r.owner, u)
+		case statusNeedFold: // a cached link whose fold Redis lost
+			anon, _ := profile.AnonID(u.ProfileID)
+			res.Routed -= u.Events
+			lk.route(anon, calls[i].owner, u)
+		}
+		for _, l := range r.links {
+			switch l[1] {
+			case "f":
+				s.links.put(l[0], u.ProfileID)
+				res.link(LinkAlready, 1)
+			case "r":
+				lk.claim(l[0], u.ProfileID)
+			case "l":
+				res.link(LinkLimit, 1)
+			}
+		}
+	}
+	if lk.empty() {
+		return res, nil
+	}
+	return res, s.link(ctx, &lk, &res, now)
+}
+
+// candidates returns the anonymous ids of u's links that Redis must see:
+// those the process does not know to be linked already. A known link to u
+// is counted as already made, one to another user as a conflict.
+func (s *Sink) candidates(u *profile.Update, res *Result) []string {
+	if len(u.Links) == 0 {
+		return nil
+	}
+	var out []string
+	for _, a := range u.Links {
+		owner, ok := s.links.get(a)
+		switch {
+		case !ok:
+			out = append(out, a)
+		case owner == u.ProfileID:
+			res.link(LinkAlready, 1)
+		default:
+			res.link(LinkConflict, 1)
+		}
+	}
+	return out
+}
+
+func (s *Sink) profileKeys(id string, linkKey string) []string {
+	k := Key(s.cfg.KeyPrefix, id)
+	return []string{k, k + ":m", k + ":d", linkKey}
+}
+
+// updateCall is the apply.lua call of an update: its own ('u', 'a').
+func (s *Sink) updateCall(u *profile.Update, mode byte, anon string, links []string, now time.Time) call {
+	var lk string
+	if mode == 'a' {
+		a, _ := profile.AnonID(u.ProfileID)
+		lk = LinkKey(s.cfg.KeyPrefix, a)
+	} else {
+		lk = LinksKey(s.cfg.KeyPrefix, u.ProfileID)
+	}
+	return call{script: s.apply, keys: s.profileKeys(u.ProfileID, lk), args: s.argv(u, mode, anon, links, nil, now)}
+}
+
+// routedCall applies anonymous id anon's update to its user owner.
+func (s *Sink) routedCall(u *profile.Update, anon, owner string, now time.Time) call {
+	return call{script: s.apply, keys: s.profileKeys(owner, LinksKey(s.cfg.KeyPrefix, owner)),
+		args: s.argv(u, 'r', anon, nil, nil, now), owner: owner}
+}
+
 // argv builds the script arguments of one update (see apply.lua).
-func (s *Sink) argv(u *profile.Update, now time.Time) []any {
+func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) []any {
 	names := u.FieldNames()
-	args := make([]any, 0, 12+3*len(names)+4*len(u.Counts))
+	args := make([]any, 0, 16+3*len(names)+4*len(u.Counts)+len(links))
 	nowMs := now.UnixMilli()
 	args = append(args,
 		strconv.FormatInt(nowMs, 10), profile.FormatTime(nowMs),
 		strconv.FormatInt(s.cfg.DedupeWindow.Milliseconds(), 10), strconv.Itoa(profile.MaxTraits),
+		strconv.Itoa(s.cfg.MaxDedupeIDs), strconv.Itoa(s.cfg.MaxLinkedIDs),
+		string(mode), anon,
 		strconv.Itoa(len(names)))
 	for _, n := range names {
 		f := u.Fields[n]
@@ -178,13 +431,13 @@ func (s *Sink) argv(u *profile.Update, now time.Time) []any {
 			strconv.FormatInt(u.First.Time, 10), profile.FormatTime(u.First.Time), u.First.Channel,
 			strconv.FormatInt(u.Last.Time, 10), profile.FormatTime(u.Last.Time), u.Last.Channel)
 	}
+	// the script wants the counts by (source, offset); sort a copy, not
+	// the caller's slice
 	counts := u.Counts
-	sort.SliceStable(counts, func(i, j int) bool {
-		if counts[i].Source != counts[j].Source {
-			return counts[i].Source < counts[j].Source
-		}
-		return counts[i].Offset < counts[j].Offset
-	})
+	if !sort.SliceIsSorted(counts, func(i, j int) bool { return countLess(counts[i], counts[j]) }) {
+		counts = append([]profile.Count(nil), counts...)
+		sort.SliceStable(counts, func(i, j int) bool { return countLess(counts[i], counts[j]) })
+	}
 	var sources []string
 	for i, c := range counts {
 		if i == 0 || c.Source != counts[i-1].Source {
@@ -207,5 +460,26 @@ func (s *Sink) argv(u *profile.Update, now time.Time) []any {
 		}
 		args = append(args, ch, strconv.Itoa(si+1), strconv.FormatInt(c.Offset, 10), c.MessageID)
 	}
+	args = append(args, strconv.Itoa(len(links)))
+	for _, a := range links {
+		args = append(args, a)
+	}
+	if f != nil {
+		args = append(args, strconv.FormatInt(f.launches, 10), strconv.FormatInt(f.visits, 10), strconv.Itoa(len(f.mids)/2))
+		for _, v := range f.mids {
+			args = append(args, v)
+		}
+		args = append(args, strconv.Itoa(len(f.marks)/2))
+		for _, v := range f.marks {
+			args = append(args, v)
+		}
+	}
 	return args
+}
+
+func countLess(a, b profile.Count) bool {
+	if a.Source != b.Source {
+		return a.Source < b.Source
+	}
+	return a.Offset < b.Offset
 }

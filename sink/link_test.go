@@ -1,0 +1,583 @@
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/profiled/profiled/profile"
+	"github.com/profiled/profiled/sink"
+)
+
+// A record of a link test: an event at a place in a log.
+type lrec struct {
+	e      profile.Event
+	src    string
+	offset int64
+}
+
+func anonEv(kind profile.Kind, anon string, ms int64, mid string, fields ...string) profile.Event {
+	e := ev(kind, "anon:"+anon, ms, mid, fields...)
+	e.Fields = append(e.Fields, profile.Field{Name: profile.FieldAnonymousID, Value: anon})
+	return e
+}
+
+func userEv(kind profile.Kind, user, anon string, ms int64, mid string, fields ...string) profile.Event {
+	e := ev(kind, user, ms, mid, fields...)
+	e.Fields = append(e.Fields, profile.Field{Name: profile.FieldCustomerID, Value: user})
+	if anon != "" {
+		e.Fields = append(e.Fields, profile.Field{Name: profile.FieldAnonymousID, Value: anon})
+		e.LinkAnonID = anon
+	}
+	return e
+}
+
+func aliasEv(user, anon string, ms int64) profile.Event {
+	return profile.Event{Kind: profile.KindAlias, ProfileID: user, Time: ms, LinkAnonID: anon}
+}
+
+// batchOf folds records into updates the way the consumer does.
+func batchOf(recs []lrec) []*profile.Update {
+	ups := map[string]*profile.Update{}
+	var order []*profile.Update
+	for _, r := range recs {
+		u, ok := ups[r.e.ProfileID]
+		if !ok {
+			u = profile.NewUpdate(r.e.ProfileID)
+			ups[r.e.ProfileID] = u
+			order = append(order, u)
+		}
+		u.Add(r.e, r.src, r.offset)
+	}
+	return order
+}
+
+func applyRecs(t *testing.T, s *sink.Sink, recs ...lrec) sink.Result {
+	t.Helper()
+	res, err := s.ApplyCounted(context.Background(), batchOf(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func newSink(c redis.UniversalClient, prefix string, cfg sink.Config) *sink.Sink {
+	cfg.KeyPrefix = prefix
+	if cfg.DedupeWindow == 0 {
+		cfg.DedupeWindow = time.Hour
+	}
+	s := sink.New(c, cfg, nil)
+	s.SetNow(func() time.Time { return time.UnixMilli(base + 3_600_000) })
+	return s
+}
+
+const base = int64(1_764_000_000_000)
+
+func hget(t *testing.T, c redis.UniversalClient, key string) map[string]string {
+	t.Helper()
+	h, err := c.HGetAll(context.Background(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func exists(t *testing.T, c redis.UniversalClient, key string) bool {
+	t.Helper()
+	n, err := c.Exists(context.Background(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+// The journey of the issue: anonymous visits, a sign-up that carries both
+// ids (on another log), launches, then a late anonymous event.
+func TestLinkAnonymousHistoryJoinsTheUser(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	applyRecs(t, s,
+		lrec{anonEv(profile.KindWebVisit, "a1", base+1000, "m1", "city", "Pune"), "P", 10},
+		lrec{anonEv(profile.KindWebVisit, "a1", base+2000, "m2"), "P", 11},
+	)
+	if !exists(t, c, sink.Key(prefix, "anon:a1")) {
+		t.Fatal("anonymous profile not written")
+	}
+	res := applyRecs(t, s, lrec{userEv(profile.KindIdentify, "u1", "a1", base+3000, "m3", "email", "x@example.com"), "Q", 5})
+	if res.Links[sink.LinkLinked] != 1 {
+		t.Fatalf("links = %v, want one linked", res.Links)
+	}
+	applyRecs(t, s, lrec{userEv(profile.KindAppLaunch, "u1", "", base+4000, "m4"), "Q", 6})
+	res = applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, "a1", base+500, "m5"), "P", 12}) // late, and earliest
+	if res.Routed != 1 {
+		t.Fatalf("routed = %d, want 1", res.Routed)
+	}
+	if exists(t, c, sink.Key(prefix, "anon:a1")) {
+		t.Fatal("anonymous profile still there after the link")
+	}
+	h := hget(t, c, sink.Key(prefix, "u1"))
+	want := map[string]string{
+		"web_visits": "3", "app_launches": "1", "city": "Pune", "email": "x@example.com",
+		"customer_id": "u1", "anonymous_id": "a1",
+		"first_seen": profile.FormatTime(base + 500), "first_seen_channel": "web",
+		"last_seen": profile.FormatTime(base + 4000), "last_seen_channel": "app",
+	}
+	for k, v := range want {
+		if h[k] != v {
+			t.Errorf("%s = %q, want %q (profile %v)", k, h[k], v, h)
+		}
+	}
+	if owner, _ := c.Get(context.Background(), sink.LinkKey(prefix, "a1")).Result(); owner != "u1" {
+		t.Errorf("link key holds %q, want u1", owner)
+	}
+	if l := hget(t, c, sink.LinksKey(prefix, "u1")); len(l) != 1 || l["a1"] != "f" {
+		t.Errorf("links of u1 = %v, want a1:f", l)
+	}
+	for _, suffix := range []string{":snap", ":m", ":d"} {
+		if exists(t, c, sink.Key(prefix, "anon:a1")+suffix) {
+			t.Errorf("anonymous bookkeeping %s left after the link", suffix)
+		}
+	}
+	// redelivery across the link: A's records, counted in the fold or
+	// routed since, never count again
+	applyRecs(t, s,
+		lrec{anonEv(profile.KindWebVisit, "a1", base+1000, "m1", "city", "Pune"), "P", 10},
+		lrec{anonEv(profile.KindWebVisit, "a1", base+500, "m5"), "P", 12},
+	)
+	// and a fresh process (no cache) too
+	applyRecs(t, newSink(c, prefix, sink.Config{}), lrec{anonEv(profile.KindWebVisit, "a1", base+2000, "m2"), "P", 11})
+	if h := hget(t, c, sink.Key(prefix, "u1")); h["web_visits"] != "3" {
+		t.Fatalf("web_visits = %s after redelivery, want 3", h["web_visits"])
+	}
+}
+
+func TestLinkByAliasCreatesNoProfileByItself(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	res := applyRecs(t, s, lrec{aliasEv("u2", "a2", base), "Q", 1})
+	if res.Links[sink.LinkLinked] != 1 || res.Created != 0 {
+		t.Fatalf("alias alone: %+v", res)
+	}
+	if exists(t, c, sink.Key(prefix, "u2")) || exists(t, c, sink.Key(prefix, "anon:a2")) {
+		t.Fatal("an alias alone created a profile")
+	}
+	applyRecs(t, s, lrec{anonEv(profile.KindAppLaunch, "a2", base+10, "m1"), "P", 1})
+	if exists(t, c, sink.Key(prefix, "anon:a2")) {
+		t.Fatal("an event of a linked anonymous id made its own profile")
+	}
+	if h := hget(t, c, sink.Key(prefix, "u2")); h["app_launches"] != "1" || h["anonymous_id"] != "a2" || h["customer_id"] != "" {
+		t.Fatalf("u2 = %v", h)
+	}
+}
+
+func TestLinkConflictChangesNothingAboutTheAnonymousID(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, "a3", base, "m1"), "P", 1})
+	applyRecs(t, s, lrec{userEv(profile.KindIdentify, "u3", "a3", base+1, "m2"), "Q", 1})
+	for _, fresh := range []bool{false, true} { // known to the process, and not
+		s2 := s
+		if fresh {
+			s2 = newSink(c, prefix, sink.Config{})
+		}
+		res := applyRecs(t, s2, lrec{userEv(profile.KindAppLaunch, "v3", "a3", base+2, fmt.Sprint("m3", fresh)), "Q", 2})
+		if res.Links[sink.LinkConflict] != 1 {
+			t.Fatalf("fresh=%v: links %v, want a conflict", fresh, res.Links)
+		}
+	}
+	if owner, _ := c.Get(context.Background(), sink.LinkKey(prefix, "a3")).Result(); owner != "u3" {
+		t.Fatalf("a3 linked to %q, want u3", owner)
+	}
+	if l := hget(t, c, sink.LinksKey(prefix, "v3")); len(l) != 0 {
+		t.Fatalf("v3 kept a reservation: %v", l)
+	}
+	if h := hget(t, c, sink.Key(prefix, "v3")); h["app_launches"] != "1" || h["anonymous_id"] != "a3" {
+		t.Fatalf("the conflicting event did not apply to v3 as usual: %v", h)
+	}
+	if h := hget(t, c, sink.Key(prefix, "u3")); h["web_visits"] != "1" || h["app_launches"] != "0" {
+		t.Fatalf("u3 = %v", h)
+	}
+}
+
+func TestLinkLimitLeavesTheAnonymousIDFree(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{MaxLinkedIDs: 2})
+	for i := range 3 {
+		a := fmt.Sprint("b", i)
+		applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, a, base, "v"+a), "P", int64(i)})
+		res := applyRecs(t, s, lrec{userEv(profile.KindWebVisit, "bot", a, base+1, "w"+a), "Q", int64(i)})
+		want := sink.LinkLinked
+		if i == 2 {
+			want = sink.LinkLimit
+		}
+		if res.Links[want] != 1 {
+			t.Fatalf("link %d: %v, want %s", i, res.Links, want)
+		}
+	}
+	if !exists(t, c, sink.Key(prefix, "anon:b2")) || exists(t, c, sink.LinkKey(prefix, "b2")) {
+		t.Fatal("the refused id is not left as it was")
+	}
+	if h := hget(t, c, sink.Key(prefix, "bot")); h["web_visits"] != "5" { // 3 own + 2 folded
+		t.Fatalf("bot = %v", h)
+	}
+	// the refused id is free for another user
+	res := applyRecs(t, s, lrec{userEv(profile.KindIdentify, "human", "b2", base+2, "x"), "Q", 9})
+	if res.Links[sink.LinkLinked] != 1 {
+		t.Fatalf("b2 to another user: %v", res.Links)
+	}
+}
+
+// messageId dedupe is per person: a copy applied under A and another
+// under U count once, whichever came first.
+func TestLinkMessageIDDedupeSpansThePerson(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	applyRecs(t, s,
+		lrec{anonEv(profile.KindAppLaunch, "a4", base, "dup1"), "P", 1},
+		lrec{userEv(profile.KindAppLaunch, "u4", "", base, "dup1"), "Q", 1}, // the same event, signed in
+		lrec{anonEv(profile.KindWebVisit, "a4", base+1, "dup2"), "P", 2},
+	)
+	applyRecs(t, s, lrec{aliasEv("u4", "a4", base+2), "Q", 2})
+	res := applyRecs(t, s, lrec{userEv(profile.KindWebVisit, "u4", "", base+1, "dup2"), "Q", 3}) // after the link
+	if res.DupMessageID != 1 {
+		t.Fatalf("copy after the link: %+v", res)
+	}
+	if h := hget(t, c, sink.Key(prefix, "u4")); h["app_launches"] != "1" || h["web_visits"] != "1" {
+		t.Fatalf("u4 = %v, want one launch and one visit", h)
+	}
+}
+
+// A crash (here: an error) after any step of a batch that links leaves a
+// state from which delivering the same batch again completes the link,
+// with nothing lost and nothing counted twice.
+func TestLinkCrashBetweenEverySteps(t *testing.T) {
+	for step := 1; step <= 4; step++ {
+		for _, mids := range []bool{true, false} { // without messageIds, only the link state guards the fold
+			t.Run(fmt.Sprintf("after step %d, messageIds %v", step, mids), func(t *testing.T) {
+				crashBetweenSteps(t, step, mids)
+			})
+		}
+	}
+}
+
+func crashBetweenSteps(t *testing.T, step int, mids bool) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	mid := func(m string) string {
+		if mids {
+			return m
+		}
+		return ""
+	}
+	pre := []lrec{
+		{anonEv(profile.KindWebVisit, "a5", base, mid("m1")), "P", 1},
+		{anonEv(profile.KindAppLaunch, "a5", base+1, mid("m2")), "P", 2},
+	}
+	applyRecs(t, s, pre...)
+	batch := []lrec{
+		{userEv(profile.KindIdentify, "u5", "a5", base+2, mid("m3")), "Q", 1},
+		{anonEv(profile.KindWebVisit, "a5", base+3, mid("m4")), "P", 3},
+	}
+	crash := errors.New("crash")
+	s.SetStep(func(n int) error {
+		if n == step {
+			return crash
+		}
+		return nil
+	})
+	if _, err := s.ApplyCounted(context.Background(), batchOf(batch)); !errors.Is(err, crash) {
+		t.Fatalf("err = %v, want the crash", err)
+	}
+	// the process died: a new one gets the batch again
+	applyRecs(t, newSink(c, prefix, sink.Config{}), batch...)
+	applyRecs(t, newSink(c, prefix, sink.Config{}), append(pre, batch...)...)
+	h := hget(t, c, sink.Key(prefix, "u5"))
+	if h["web_visits"] != "2" || h["app_launches"] != "1" {
+		t.Fatalf("u5 = %v, want 2 visits and 1 launch", h)
+	}
+	for _, suffix := range []string{"", ":snap", ":m", ":d"} {
+		if exists(t, c, sink.Key(prefix, "anon:a5")+suffix) {
+			t.Errorf("anon:a5%s left", suffix)
+		}
+	}
+}
+
+// Pending reservations (a crash right after step 1, and the batch never
+// delivered again to that process) are completed by any later event of the
+// user.
+func TestLinkPendingReservationCompletedByALaterEventOfTheUser(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, "a6", base, "m1"), "P", 1})
+	s.SetStep(func(n int) error { return errors.New("crash") })
+	if _, err := s.ApplyCounted(context.Background(), batchOf([]lrec{{aliasEv("u6", "a6", base), "Q", 1}})); err == nil {
+		t.Fatal("no crash")
+	}
+	res := applyRecs(t, newSink(c, prefix, sink.Config{}), lrec{userEv(profile.KindAppLaunch, "u6", "", base+5, "m2"), "Q", 2})
+	if res.Links[sink.LinkLinked] != 1 {
+		t.Fatalf("links = %v", res.Links)
+	}
+	if h := hget(t, c, sink.Key(prefix, "u6")); h["web_visits"] != "1" || h["app_launches"] != "1" {
+		t.Fatalf("u6 = %v", h)
+	}
+}
+
+// One busy profile's share of a batch at the largest batch size must not
+// make a script fail (Lua's unpack has a limit of a few thousand values).
+func TestOneBusyProfileAtTheLargestBatch(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	var recs []lrec
+	for i := range 100_000 {
+		recs = append(recs, lrec{userEv(profile.KindWebVisit, "bot", "", base+int64(i%1000), fmt.Sprint("m", i)), "P", int64(i)})
+	}
+	recs = append(recs, lrec{userEv(profile.KindWebVisit, "innocent", "", base, "i"), "P", 100_000})
+	applyRecs(t, s, recs...)
+	if h := hget(t, c, sink.Key(prefix, "bot")); h["web_visits"] != "100000" {
+		t.Fatalf("bot visits = %s", h["web_visits"])
+	}
+	if h := hget(t, c, sink.Key(prefix, "innocent")); h["web_visits"] != "1" {
+		t.Fatalf("innocent = %v", h)
+	}
+	if n, _ := c.ZCard(context.Background(), sink.Key(prefix, "bot")+":d").Result(); n != sink.DefaultMaxDedupeIDs {
+		t.Fatalf("bot remembers %d messageIds, want the cap %d", n, sink.DefaultMaxDedupeIDs)
+	}
+}
+
+func TestDedupeIDsCappedOldestFirst(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{MaxDedupeIDs: 10})
+	now := base + 3_600_000
+	for i := range 15 {
+		s.SetNow(func() time.Time { return time.UnixMilli(now + int64(i)) })
+		res := applyRecs(t, s, lrec{userEv(profile.KindWebVisit, "u7", "", base, fmt.Sprint("m", i)), "P", int64(i)})
+		if want := min(max(i-9, 0), 1); res.Forgotten != want {
+			t.Fatalf("visit %d: forgotten %d, want %d", i, res.Forgotten, want)
+		}
+	}
+	ids, _ := c.ZRange(context.Background(), sink.Key(prefix, "u7")+":d", 0, -1).Result()
+	if len(ids) != 10 || ids[0] != "m5" {
+		t.Fatalf("remembered %v, want m5..m14", ids)
+	}
+}
+
+// --- the semilattice, extended to links -------------------------------
+
+// journeyStream generates a regular stream: a few users, anonymous ids of
+// which most belong to one user (never two), events of every kind under
+// the anonymous id, the user, or both, aliases, and copies of events
+// (same messageId) under the other id of the same person.
+func journeyStream(rng *rand.Rand) []profile.Event {
+	users := []string{"u1", "u2", "u3"}
+	owner := map[string]string{"a1": "u1", "a2": "u1", "a3": "u2", "a4": "u3", "a5": "", "a6": ""}
+	anons := []string{"a1", "a2", "a3", "a4", "a5", "a6"}
+	var evs []profile.Event
+	kinds := []profile.Kind{profile.KindAppLaunch, profile.KindWebVisit, profile.KindIdentify}
+	for i := range 60 {
+		a := anons[rng.IntN(len(anons))]
+		u := owner[a]
+		t := base + int64(rng.IntN(20))
+		mid := fmt.Sprint("m", i)
+		if rng.IntN(3) == 0 {
+			mid = "" // counted by its place in its log alone
+		}
+		kind := kinds[rng.IntN(len(kinds))]
+		f := []string{"email", fmt.Sprintf("e%d@x.io", rng.IntN(4)), "trait.plan", fmt.Sprint(rng.IntN(3))}
+		var e profile.Event
+		switch r := rng.IntN(10); {
+		case u != "" && r < 2:
+			e = aliasEv(u, a, t)
+		case u != "" && r < 5:
+			e = userEv(kind, u, a, t, mid, f...)
+		case r < 6:
+			e = userEv(kind, users[rng.IntN(len(users))], "", t, mid, f...)
+		default:
+			e = anonEv(kind, a, t, mid, f...)
+		}
+		evs = append(evs, e)
+		if rng.IntN(6) == 0 && e.Kind != profile.KindAlias && mid != "" { // a copy under the person's other id
+			c := e
+			if strings.HasPrefix(e.ProfileID, "anon:") && u != "" {
+				c = userEv(e.Kind, u, "", e.Time, mid, f...)
+			} else if e.LinkAnonID != "" {
+				c = anonEv(e.Kind, e.LinkAnonID, e.Time, mid, f...)
+			}
+			evs = append(evs, c)
+		}
+	}
+	return evs
+}
+
+// reference applies the stream as the contract defines its result: every
+// event of a linked anonymous id as if it carried its user id, in one
+// batch, through a sink of its own.
+func reference(t *testing.T, c redis.UniversalClient, prefix string, evs []profile.Event) map[string]map[string]string {
+	owner := map[string]string{}
+	for _, e := range evs {
+		if e.LinkAnonID != "" {
+			if _, ok := owner[e.LinkAnonID]; !ok {
+				owner[e.LinkAnonID] = e.ProfileID
+			}
+		}
+	}
+	var recs []lrec
+	for i, e := range evs {
+		e.LinkAnonID = ""
+		if a, ok := profile.AnonID(e.ProfileID); ok && owner[a] != "" {
+			e.ProfileID = owner[a]
+		}
+		recs = append(recs, lrec{e, "R", int64(i)})
+	}
+	applyRecs(t, newSink(c, prefix, sink.Config{}), recs...)
+	return profiles(t, c, prefix)
+}
+
+// profiles reads every profile hash under prefix, less created_at and
+// updated_at, the only fields outside the order-independence rule.
+func profiles(t *testing.T, c redis.UniversalClient, prefix string) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	keys, err := c.Keys(context.Background(), prefix+"profile:{*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "}") {
+			continue
+		}
+		h := hget(t, c, k)
+		delete(h, "created_at")
+		delete(h, "updated_at")
+		out[strings.TrimPrefix(k, prefix)] = h
+	}
+	return out
+}
+
+// deliver runs the stream through instances the way Kafka and the
+// consumer would: the events spread over logs in a random order, each log
+// read in offset order, batches mixing logs, a random instance per batch,
+// crashes after a random step that send the uncommitted records again.
+func deliver(t *testing.T, rng *rand.Rand, c redis.UniversalClient, prefix string, evs []profile.Event) {
+	logs := make([][]lrec, 3)
+	for _, i := range rng.Perm(len(evs)) {
+		l := rng.IntN(len(logs))
+		logs[l] = append(logs[l], lrec{evs[i], fmt.Sprint("L", l), int64(len(logs[l]))})
+	}
+	instances := []*sink.Sink{newSink(c, prefix, sink.Config{}), newSink(c, prefix, sink.Config{})}
+	committed := make([]int, len(logs))
+	for round := 0; round < 10_000; round++ {
+		next := make([]int, len(logs))
+		var parts [][]lrec
+		for l := range logs {
+			n := min(committed[l]+rng.IntN(6), len(logs[l]))
+			parts = append(parts, logs[l][committed[l]:n])
+			next[l] = n
+		}
+		var batch []lrec // the logs' records interleaved, each log in order
+		for {
+			var open []int
+			for i, p := range parts {
+				if len(p) > 0 {
+					open = append(open, i)
+				}
+			}
+			if len(open) == 0 {
+				break
+			}
+			i := open[rng.IntN(len(open))]
+			batch = append(batch, parts[i][0])
+			parts[i] = parts[i][1:]
+		}
+		done := true
+		for l := range logs {
+			done = done && committed[l] == len(logs[l])
+		}
+		if done {
+			return
+		}
+		s := instances[rng.IntN(len(instances))]
+		crashAt := 0
+		if rng.IntN(4) == 0 {
+			crashAt = 1 + rng.IntN(4)
+		}
+		s.SetStep(func(n int) error {
+			if n == crashAt {
+				return errors.New("crash")
+			}
+			return nil
+		})
+		_, err := s.ApplyCounted(context.Background(), batchOf(batch))
+		s.SetStep(nil)
+		if err != nil {
+			if crashAt == 0 {
+				t.Fatal(err)
+			}
+			instances[rng.IntN(len(instances))] = newSink(c, prefix, sink.Config{}) // the process died
+			continue
+		}
+		if rng.IntN(8) == 0 {
+			continue // written, but the commit was lost: delivered again
+		}
+		copy(committed, next)
+	}
+	t.Fatal("the stream was not delivered in 10,000 batches")
+}
+
+// The final profiles depend only on the set of events: never on their
+// order, on batching, on crashes between the steps of a link, on two
+// instances or on redelivery.
+func TestLinkResultDependsOnlyOnTheSetOfEvents(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	seeds := 40
+	if testing.Short() {
+		seeds = 15
+	}
+	for seed := range seeds {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		evs := journeyStream(rng)
+		want := reference(t, c, fmt.Sprintf("%sref%d:", prefix, seed), evs)
+		for run := range 2 {
+			p := fmt.Sprintf("%sgot%d.%d:", prefix, seed, run)
+			deliver(t, rng, c, p, evs)
+			got := profiles(t, c, p)
+			if diff := diffProfiles(want, got); diff != "" {
+				t.Fatalf("seed %d run %d: %s", seed, run, diff)
+			}
+		}
+	}
+}
+
+func diffProfiles(want, got map[string]map[string]string) string {
+	var out []string
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok {
+			out = append(out, fmt.Sprintf("%s missing", id))
+			continue
+		}
+		for k, v := range w {
+			if g[k] != v {
+				out = append(out, fmt.Sprintf("%s.%s = %q, want %q", id, k, g[k], v))
+			}
+		}
+		for k, v := range g {
+			if _, ok := w[k]; !ok {
+				out = append(out, fmt.Sprintf("%s.%s = %q, want absent", id, k, v))
+			}
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			out = append(out, fmt.Sprintf("%s present, want absent", id))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
+}
