@@ -466,13 +466,9 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 	}
 	if f != nil {
 		args = append(args, strconv.FormatInt(f.launches, 10), strconv.FormatInt(f.visits, 10), strconv.Itoa(len(f.mids)/2))
-		for _, v := range f.mids {
-			args = append(args, v)
-		}
+		args = append(args, f.mids...)
 		args = append(args, strconv.Itoa(len(f.marks)/2))
-		for _, v := range f.marks {
-			args = append(args, v)
-		}
+		args = append(args, f.marks...)
 	}
 	return args
 }
