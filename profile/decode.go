@@ -138,6 +138,9 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	}
 	if anonOK {
 		ev.Fields = append(ev.Fields, Field{FieldAnonymousID, anonID})
+		if userOK {
+			ev.LinkAnonID = anonID
+		}
 	}
 	d.fields(&ev, top, now)
 	return ev, nil

@@ -115,14 +115,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
 		id := ids[0]
-		fields, err := sink.Get(ctx, rdb, *prefix, id)
+		found, err := sink.Read(ctx, rdb, *prefix, id)
+		var linked *sink.LinkedError
+		if errors.As(err, &linked) {
+			return fmt.Errorf("%w: %s", errNotFound, linked.Error())
+		}
 		if errors.Is(err, sink.ErrNotFound) {
 			return fmt.Errorf("%w: %s", errNotFound, id)
 		}
 		if err != nil {
 			return err
 		}
-		card := view.New(id, fields, time.Now())
+		card := view.NewLinked(found.ID, found.Fields, found.LinkedFrom, found.AnonymousIDs, time.Now())
 		if *asJSON {
 			b, err := json.MarshalIndent(card, "", "  ")
 			if err != nil {

@@ -101,3 +101,24 @@ func TestGetUsage(t *testing.T) {
 		t.Errorf("bad URL: %v (must fail, without the password)", err)
 	}
 }
+
+func TestGetFollowsTheLinkOfAnAnonymousID(t *testing.T) {
+	mr := miniredis.RunT(t)
+	mr.HSet("t:profile:{u-1}", "customer_id", "u-1", "web_visits", "3", "app_launches", "0")
+	mr.Set("t:profile:{anon:a-1}:link", "u-1")
+	mr.HSet("t:profile:{u-1}:links", "a-1", "f")
+	mr.Set("t:profile:{anon:a-2}:link", "u-2") // a user without a profile yet
+	env := map[string]string{"PROFILED_REDIS_URL": "redis://" + mr.Addr() + "/0", "PROFILED_REDIS_KEY_PREFIX": "t:"}
+	getenv := func(k string) string { return env[k] }
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"get", "anon:a-1"}, getenv, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "anon:a-1 is linked to u-1\nProfile u-1\n") || !strings.Contains(out.String(), "Linked anon IDs     1 (a-1)") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	err := run(t.Context(), []string{"get", "anon:a-2"}, getenv, nil, &out)
+	if err == nil || !strings.Contains(err.Error(), "anon:a-2 is linked to u-2, which has no profile yet") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -45,8 +45,8 @@ func startAPI(cfg *config, rdb redis.UniversalClient, log zerolog.Logger) (stop 
 	}
 	prefix := cfg.RedisKeyPrefix
 	h, err := api.New(api.Config{Token: cfg.APIToken, Timeout: cfg.RedisTimeout},
-		func(ctx context.Context, id string) (map[string]string, error) {
-			return sink.Get(ctx, rdb, prefix, id)
+		func(ctx context.Context, id string) (sink.Found, error) {
+			return sink.Read(ctx, rdb, prefix, id)
 		}, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envName("api-token"), err)

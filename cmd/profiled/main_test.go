@@ -114,9 +114,11 @@ func TestEmbeddedQuickStartEndToEnd(t *testing.T) {
 
 	u := printedProfile(out, "profile:{u-1001}")
 	want := map[string]string{
-		"first_seen":   "2026-11-19T13:10:00.000Z", // 18:40 +05:30
+		// the anonymous visit before sign-up (a-7f3c, linked by m-001)
+		"first_seen":   "2026-11-15T06:30:00.000Z",
 		"last_seen":    "2026-11-27T21:05:44.500Z",
-		"app_launches": "2", // m-002 twice counts once, plus m-004
+		"app_launches": "3", // m-002 twice counts once, plus m-004, plus the second device's m-005
+		"web_visits":   "3", // m-000, m-000b as a-7f3c, m-003
 		"phone":        "+919876543210",
 		"email":        "Priya.Sharma@example.com",
 		"customer_id":  "u-1001",
@@ -124,6 +126,11 @@ func TestEmbeddedQuickStartEndToEnd(t *testing.T) {
 	for k, v := range want {
 		if u[k] != v {
 			t.Errorf("u-1001 %s = %q, want %q", k, u[k], v)
+		}
+	}
+	for _, anon := range []string{"profile:{anon:a-7f3c}", "profile:{anon:d-55aa}"} {
+		if strings.Contains(out, "\n"+anon+"\n") {
+			t.Errorf("%s printed: its history is in u-1001's profile", anon)
 		}
 	}
 	if t.Failed() {

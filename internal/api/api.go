@@ -32,10 +32,11 @@ import (
 // profiles to anyone who asks.
 var ErrNoToken = errors.New("a token is required")
 
-// Lookup reads the stored fields of one profile. It returns an error that
-// matches sink.ErrNotFound for an unknown id; any other error means the
-// store could not answer.
-type Lookup func(ctx context.Context, id string) (map[string]string, error)
+// Lookup reads one profile, following the link of an anonymous id to its
+// user (sink.Read). It returns an error that matches sink.ErrNotFound for
+// an unknown id (a *sink.LinkedError for an id linked to a user without a
+// profile); any other error means the store could not answer.
+type Lookup func(ctx context.Context, id string) (sink.Found, error)
 
 // Config configures the Handler.
 type Config struct {
@@ -153,8 +154,12 @@ func (h *Handler) card(w http.ResponseWriter, r *http.Request) (view.Card, bool)
 	id := r.PathValue("id")
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	fields, err := h.lookup(ctx, id)
+	found, err := h.lookup(ctx, id)
+	var linked *sink.LinkedError
 	switch {
+	case errors.As(err, &linked):
+		h.fail(w, r, http.StatusNotFound, linked.From+" is linked to "+linked.User+", which has no profile yet.")
+		return view.Card{}, false
 	case errors.Is(err, sink.ErrNotFound):
 		h.fail(w, r, http.StatusNotFound, "No profile has this id.")
 		return view.Card{}, false
@@ -163,7 +168,7 @@ func (h *Handler) card(w http.ResponseWriter, r *http.Request) (view.Card, bool)
 		h.fail(w, r, http.StatusServiceUnavailable, "The profile store is unavailable; try again.")
 		return view.Card{}, false
 	}
-	return view.New(id, fields, h.cfg.Now()), true
+	return view.NewLinked(found.ID, found.Fields, found.LinkedFrom, found.AnonymousIDs, h.cfg.Now()), true
 }
 
 func (h *Handler) profileJSON(w http.ResponseWriter, r *http.Request) {
@@ -192,6 +197,10 @@ type pageData struct {
 func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request) {
 	c, ok := h.card(w, r)
 	if !ok {
+		return
+	}
+	if c.LinkedFrom != "" { // the person's page is their user's
+		http.Redirect(w, r, "/profiles/"+EscapeID(c.ID), http.StatusSeeOther)
 		return
 	}
 	h.render(w, r, http.StatusOK, "card", pageData{

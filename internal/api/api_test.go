@@ -48,22 +48,36 @@ var personal = []string{"Priya", "example.com", "9876543210", "98765", "1992", "
 type store struct {
 	mu       sync.Mutex
 	profiles map[string]map[string]string
+	links    map[string]string // anon:<A> -> user
 	err      error
 	ids      []string
 }
 
-func (s *store) lookup(_ context.Context, id string) (map[string]string, error) {
+func (s *store) lookup(_ context.Context, id string) (sink.Found, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ids = append(s.ids, id)
+	f := sink.Found{ID: id}
 	if s.err != nil {
-		return nil, s.err
+		return f, s.err
 	}
-	h, ok := s.profiles[id]
+	if u, ok := s.links[id]; ok {
+		f.ID, f.LinkedFrom = u, id
+	}
+	h, ok := s.profiles[f.ID]
 	if !ok {
-		return nil, sink.ErrNotFound
+		if f.LinkedFrom != "" {
+			return f, &sink.LinkedError{From: id, User: f.ID}
+		}
+		return f, sink.ErrNotFound
 	}
-	return h, nil
+	f.Fields = h
+	for a, u := range s.links {
+		if u == f.ID {
+			f.AnonymousIDs = append(f.AnonymousIDs, strings.TrimPrefix(a, "anon:"))
+		}
+	}
+	return f, nil
 }
 
 type syncBuf struct {
@@ -375,5 +389,40 @@ func BenchmarkPage(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatal(w.Code)
 		}
+	}
+}
+
+// Reads of a linked anonymous id follow its link (contract section 2a):
+// 200 with the user's JSON and linked_from, 303 to the user's page, and
+// 404 saying so when the user has no profile yet.
+func TestLinkedAnonymousID(t *testing.T) {
+	srv, _ := newServer(t, &store{
+		profiles: map[string]map[string]string{"u/1001": stored()},
+		links:    map[string]string{"anon:a-1": "u/1001", "anon:a-2": "u/1001", "anon:lonely": "u-none"},
+	})
+	auth := []string{"Authorization", "Bearer " + token}
+	resp, body := get(t, srv.URL+"/v1/profiles/anon:a-1", auth...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["id"] != "u/1001" || got["linked_from"] != "anon:a-1" || len(got["anonymous_ids"].([]any)) != 2 {
+		t.Errorf("linked JSON: id %v, linked_from %v, anonymous_ids %v", got["id"], got["linked_from"], got["anonymous_ids"])
+	}
+	resp, _ = get(t, srv.URL+"/profiles/anon:a-1", auth...)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/profiles/u%2F1001" {
+		t.Errorf("page: %d to %q, want 303 to the user's page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body = get(t, srv.URL+"/v1/profiles/anon:lonely", auth...)
+	if resp.StatusCode != 404 || !strings.Contains(body, "anon:lonely is linked to u-none, which has no profile yet") {
+		t.Errorf("linked to no profile: %d %s", resp.StatusCode, body)
+	}
+	// the user's own JSON lists its anonymous ids, without linked_from
+	_, body = get(t, srv.URL+"/v1/profiles/u%2F1001", auth...)
+	if strings.Contains(body, "linked_from") || !strings.Contains(body, `"anonymous_ids":["a-`) {
+		t.Errorf("user JSON: %s", body)
 	}
 }

@@ -42,6 +42,7 @@ const (
 	RowAppLaunches  = "app_launches"
 	RowWebVisits    = "web_visits"
 	RowAnonymousID  = "anonymous_id"
+	RowLinkedIDs    = "anonymous_ids"
 )
 
 // Row is one line of the card.
@@ -88,6 +89,11 @@ type Card struct {
 	Zone string
 	// Age is set when the profile has a birthday that can be read.
 	Age *Age
+	// LinkedFrom is the anonymous profile id ("anon:<A>") that was asked
+	// for when the card is its user's: A is linked to ID.
+	LinkedFrom string
+	// AnonymousIDs are the anonymous ids linked to this user, sorted.
+	AnonymousIDs []string
 
 	fields map[string]string
 }
@@ -99,7 +105,14 @@ const dateLayout = "Jan 2, 2006"
 // Values that do not parse (which profiled never writes) are shown as
 // stored rather than hidden.
 func New(id string, fields map[string]string, now time.Time) Card {
-	c := Card{ID: id, fields: fields, Zone: "UTC"}
+	return NewLinked(id, fields, "", nil, now)
+}
+
+// NewLinked is New for a read that followed a link: linkedFrom is the
+// anonymous profile id asked for (empty when none), anon the anonymous ids
+// linked to the user id.
+func NewLinked(id string, fields map[string]string, linkedFrom string, anon []string, now time.Time) Card {
+	c := Card{ID: id, fields: fields, Zone: "UTC", LinkedFrom: linkedFrom, AnonymousIDs: anon}
 	loc := time.UTC
 	tz, hasTZ := fields[profile.FieldTimezone]
 	if hasTZ && tz != "" && tz != "Local" {
@@ -139,6 +152,9 @@ func New(id string, fields map[string]string, now time.Time) Card {
 		row(RowWebVisits, "Web visits", count(fields, profile.FieldWebVisits)),
 		row(RowAnonymousID, "Anonymous ID", fields[profile.FieldAnonymousID]),
 	}
+	if _, anonymous := profile.AnonID(id); !anonymous {
+		c.Rows = append(c.Rows, row(RowLinkedIDs, "Linked anon IDs", linked(anon)))
+	}
 	for k, v := range fields {
 		if key, ok := strings.CutPrefix(k, profile.TraitPrefix); ok {
 			c.Traits = append(c.Traits, Row{Key: key, Label: key, Value: v, Set: true})
@@ -146,6 +162,15 @@ func New(id string, fields map[string]string, now time.Time) Card {
 	}
 	sort.Slice(c.Traits, func(i, j int) bool { return c.Traits[i].Key < c.Traits[j].Key })
 	return c
+}
+
+// linked shows how many anonymous ids (devices, browsers) the person
+// used before signing in, and which: "2 (a-1, a-2)".
+func linked(anon []string) string {
+	if len(anon) == 0 {
+		return "none"
+	}
+	return strconv.Itoa(len(anon)) + " (" + strings.Join(anon, ", ") + ")"
 }
 
 func row(key, label, value string) Row {
@@ -287,6 +312,16 @@ func (c Card) Map() map[string]any {
 		}
 	}
 	out["id"] = c.ID
+	if c.LinkedFrom != "" {
+		out["linked_from"] = c.LinkedFrom
+	}
+	if _, anonymous := profile.AnonID(c.ID); !anonymous {
+		ids := c.AnonymousIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		out["anonymous_ids"] = ids
+	}
 	if c.Age != nil {
 		out["age"] = *c.Age
 	}
@@ -302,6 +337,9 @@ func (c Card) MarshalJSON() ([]byte, error) {
 // then the custom traits.
 func (c Card) Text() string {
 	var b strings.Builder
+	if c.LinkedFrom != "" {
+		fmt.Fprintf(&b, "%s is linked to %s\n", printable(c.LinkedFrom), printable(c.ID))
+	}
 	fmt.Fprintf(&b, "Profile %s\n", printable(c.ID))
 	width := 0
 	for _, r := range c.Rows {

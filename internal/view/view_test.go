@@ -249,9 +249,27 @@ func TestCardLabelsInOrder(t *testing.T) {
 	for _, r := range c.Rows {
 		labels = append(labels, r.Label)
 	}
-	want := "Location|Coordinates|Email|Phone|Initially acquired|Last session|Age|Birthday|Customer Type|CustomerID|Timezone|App launches|Web visits|Anonymous ID"
+	want := "Location|Coordinates|Email|Phone|Initially acquired|Last session|Age|Birthday|Customer Type|CustomerID|Timezone|App launches|Web visits|Anonymous ID|Linked anon IDs"
 	if got := strings.Join(labels, "|"); got != want {
 		t.Errorf("labels %s\nwant   %s", got, want)
+	}
+	// an anonymous profile has no linked ids of its own
+	if r, ok := view.New("anon:x", nil, time.Now()).Row(view.RowLinkedIDs); ok {
+		t.Errorf("anonymous card shows %+v", r)
+	}
+}
+
+func TestLinkedCard(t *testing.T) {
+	c := view.NewLinked("u-1001", full(), "anon:a-7f3c", []string{"a-7f3c", "b-2"}, instant("2026-11-28T09:15:02Z"))
+	if r, _ := c.Row(view.RowLinkedIDs); r.Value != "2 (a-7f3c, b-2)" {
+		t.Errorf("linked row = %q", r.Value)
+	}
+	if !strings.HasPrefix(c.Text(), "anon:a-7f3c is linked to u-1001\nProfile u-1001\n") {
+		t.Errorf("text starts %q", c.Text()[:60])
+	}
+	m := c.Map()
+	if m["linked_from"] != "anon:a-7f3c" || len(m["anonymous_ids"].([]string)) != 2 {
+		t.Errorf("json: linked_from %v, anonymous_ids %v", m["linked_from"], m["anonymous_ids"])
 	}
 }
 
@@ -289,8 +307,11 @@ func TestJSON(t *testing.T) {
 	if age["years"] != json.Number("34") || age["months"] != json.Number("8") {
 		t.Errorf("age = %v, want years 34, months 8", got["age"])
 	}
-	if len(got) != len(full())+2 {
-		t.Errorf("%d keys, want the %d stored fields plus id and age", len(got), len(full()))
+	if len(got) != len(full())+3 {
+		t.Errorf("%d keys, want the %d stored fields plus id, age and anonymous_ids", len(got), len(full()))
+	}
+	if ids, _ := got["anonymous_ids"].([]any); ids == nil || len(ids) != 0 {
+		t.Errorf("anonymous_ids = %#v, want []", got["anonymous_ids"])
 	}
 
 	// Absent fields are omitted, as in Redis; counters are always there.
@@ -317,6 +338,7 @@ func TestText(t *testing.T) {
   App launches        2
   Web visits          1
   Anonymous ID        a-7f3c
+  Linked anon IDs     none
 Custom traits
   beta  true
   plan  annual
