@@ -111,7 +111,7 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 		}
 		fu, f := snap.fold(p.user)
 		third = append(third, call{script: s.apply,
-			keys: s.profileKeys(p.user, LinksKey(s.cfg.KeyPrefix, p.user)), args: s.argv(fu, 'f', p.anon, nil, f, now)})
+			keys: s.profileKeys(p.user, LinksKey(s.cfg.KeyPrefix, p.user)), args: s.argv(asUser(fu, p.user), 'f', p.anon, nil, f, now)})
 		folds = append(folds, p)
 	}
 	nFold := len(third)

@@ -172,7 +172,7 @@ func TestLinkByAliasCreatesNoProfileByItself(t *testing.T) {
 	if exists(t, c, sink.Key(prefix, "anon:a2")) {
 		t.Fatal("an event of a linked anonymous id made its own profile")
 	}
-	if h := hget(t, c, sink.Key(prefix, "u2")); h["app_launches"] != "1" || h["anonymous_id"] != "a2" || h["customer_id"] != "" {
+	if h := hget(t, c, sink.Key(prefix, "u2")); h["app_launches"] != "1" || h["anonymous_id"] != "a2" || h["customer_id"] != "u2" {
 		t.Fatalf("u2 = %v", h)
 	}
 }
@@ -431,7 +431,8 @@ func reference(t *testing.T, c redis.UniversalClient, prefix string, evs []profi
 	for i, e := range evs {
 		e.LinkAnonID = ""
 		if a, ok := profile.AnonID(e.ProfileID); ok && owner[a] != "" {
-			e.ProfileID = owner[a]
+			e.ProfileID = owner[a] // as if it had carried the user id
+			e.Fields = append(append([]profile.Field(nil), e.Fields...), profile.Field{Name: profile.FieldCustomerID, Value: owner[a]})
 		}
 		recs = append(recs, lrec{e, "R", int64(i)})
 	}

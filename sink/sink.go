@@ -406,7 +406,33 @@ func (s *Sink) updateCall(u *profile.Update, mode byte, anon string, links []str
 // routedCall applies anonymous id anon's update to its user owner.
 func (s *Sink) routedCall(u *profile.Update, anon, owner string, now time.Time) call {
 	return call{script: s.apply, keys: s.profileKeys(owner, LinksKey(s.cfg.KeyPrefix, owner)),
-		args: s.argv(u, 'r', anon, nil, nil, now), owner: owner}
+		args: s.argv(asUser(u, owner), 'r', anon, nil, nil, now), owner: owner}
+}
+
+// asUser returns u as if its events had carried user id owner: with the
+// customer_id they would have set, at the latest time of u's fields. The
+// caller's update is left as it is (a retried batch reuses it).
+func asUser(u *profile.Update, owner string) *profile.Update {
+	var latest int64
+	found := false
+	for _, f := range u.Fields {
+		if !found || f.Time > latest {
+			latest, found = f.Time, true
+		}
+	}
+	if !u.Last.IsZero() && (!found || u.Last.Time > latest) {
+		latest, found = u.Last.Time, true
+	}
+	if !found {
+		return u
+	}
+	c := *u
+	c.Fields = make(map[string]profile.Stamped, len(u.Fields)+1)
+	for k, v := range u.Fields {
+		c.Fields[k] = v
+	}
+	c.Fields[profile.FieldCustomerID] = profile.Stamped{Value: owner, Time: latest}
+	return &c
 }
 
 // argv builds the script arguments of one update (see apply.lua).

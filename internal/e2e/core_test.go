@@ -57,7 +57,7 @@ func TestEachKindCreatesOrNotAProfile(t *testing.T) {
 		js(map[string]any{"type": "identify", "userId": "identified", "messageId": "i1", "timestamp": ts(0), "traits": map[string]any{"email": "x@y.io"}}),
 		js(map[string]any{"type": "track", "event": "Product Viewed", "userId": "ignored-track", "timestamp": ts(0)}),
 		js(map[string]any{"type": "screen", "userId": "ignored-screen", "timestamp": ts(0)}),
-		js(map[string]any{"type": "alias", "userId": "ignored-alias", "previousId": "x"}),
+		js(map[string]any{"type": "alias", "userId": "alias-only", "previousId": "x"}), // links, creates no profile
 	}
 	e.produce(t, topic, values)
 	p := e.start(t, o)
@@ -85,7 +85,8 @@ func TestEachKindCreatesOrNotAProfile(t *testing.T) {
 	}
 	if code, body := p.get("/metrics"); code != http.StatusOK ||
 		!strings.Contains(body, `profiled_records_skipped_total{reason="not_launch_event"} 1`) ||
-		!strings.Contains(body, `profiled_records_skipped_total{reason="unhandled_type"} 2`) ||
+		!strings.Contains(body, `profiled_records_skipped_total{reason="unhandled_type"} 1`) ||
+		!strings.Contains(body, `profiled_events_applied_total{kind="alias"} 1`) ||
 		!strings.Contains(body, `profiled_duplicates_ignored_total{reason="message_id"} 1`) ||
 		!strings.Contains(body, `profiled_profiles_created_total 3`) {
 		t.Errorf("metrics:\n%s", grep(body, "profiled_"))
