@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -254,6 +255,32 @@ func (d *Decoder) identity(raw json.RawMessage, isUser bool) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// ValidateProfileID reports why id cannot name a stored profile, or nil
+// when it can. A profile id is a usable user id, or "anon:" + a usable
+// anonymous id (contract section 2); readers (sink.Get, profilectl, the read
+// API) apply these rules so that an impossible id is not found without
+// asking Redis, and so that an id is never repaired on the way in: an id
+// that is not valid UTF-8 names no profile, as it is never written. The
+// configurable junk list and the zero values are left out: they decide
+// only what is written, and a profile written under an older list stays
+// readable.
+func ValidateProfileID(id string) error {
+	rest := strings.TrimPrefix(id, "anon:")
+	switch {
+	case rest == "":
+		return errors.New("empty")
+	case len(rest) > MaxIDBytes:
+		return fmt.Errorf("longer than %d bytes", MaxIDBytes)
+	case !utf8.ValidString(id):
+		return errors.New("not valid UTF-8")
+	case strings.ContainsFunc(id, func(r rune) bool {
+		return r == '{' || r == '}' || r < 0x20 || (r >= 0x7f && r < 0xa0)
+	}):
+		return errors.New("holds a brace or a control character")
+	}
+	return nil
 }
 
 // isZero reports whether id reads as the number zero: [+-]?0+(\.0+)?, which

@@ -267,6 +267,40 @@ func TestInvalidUTF8IDsAreNeverOneProfile(t *testing.T) {
 	}
 }
 
+// TestValidateProfileID proves the readers' rule: ids the decoder can
+// write pass, impossible ones are refused with the reason; the junk list
+// and zero values do not apply (they decide only what is written).
+func TestValidateProfileID(t *testing.T) {
+	long := strings.Repeat("x", MaxIDBytes)
+	tests := []struct{ id, err string }{
+		{"u-1", ""},
+		{"anon:a-1", ""},
+		{"anon:anon:a-1", ""},
+		{long, ""},
+		{"anon:" + long, ""},
+		{"jürgen \U0001F600", ""},
+		{"\ufffduser", ""},
+		{"guest", ""},
+		{"-0", ""},
+		{"", "empty"},
+		{"anon:", "empty"},
+		{long + "x", "longer than 256 bytes"},
+		{"anon:" + long + "x", "longer than 256 bytes"},
+		{"\xff\xfeuser", "not valid UTF-8"},
+		{"anon:\xfe\xffuser", "not valid UTF-8"},
+		{"u\xed\xa0\x80", "not valid UTF-8"}, // a surrogate encoded as UTF-8
+		{"{u}", "holds a brace or a control character"},
+		{"a\tb", "holds a brace or a control character"},
+		{"a\u0085b", "holds a brace or a control character"},
+	}
+	for _, tc := range tests {
+		err := ValidateProfileID(tc.id)
+		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("ValidateProfileID(%q) = %v, want %q", tc.id, err, tc.err)
+		}
+	}
+}
+
 // TestDecodeLinks proves which events link an anonymous id to a user
 // (contract section 2a): an applied launch, visit or identify with both a
 // usable userId and a usable anonymousId. The profile stays the user's.

@@ -46,6 +46,9 @@ func checkDecoded(t *testing.T, value []byte, ev Event, err error) {
 		t.Fatalf("applied event with skip reason %q", ev.SkipReason)
 	}
 	checkID(t, "profile id", strings.TrimPrefix(ev.ProfileID, "anon:"))
+	if err := ValidateProfileID(ev.ProfileID); err != nil {
+		t.Fatalf("the readers refuse the profile id %q the decoder made: %v", ev.ProfileID, err)
+	}
 	if ev.LinkAnonID != "" {
 		checkID(t, "linked anonymous id", ev.LinkAnonID)
 		if strings.HasPrefix(ev.ProfileID, "anon:") {
