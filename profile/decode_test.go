@@ -632,7 +632,8 @@ func TestRejectionDetailIsNotPersonal(t *testing.T) {
 }
 
 // TestDecodeMessageID proves messageId is carried (trimmed; integers as
-// written) and absent when not a string or integer.
+// written) and absent when not a string or integer, or not valid UTF-8 as
+// sent (repaired, two different ids could dedupe each other away).
 func TestDecodeMessageID(t *testing.T) {
 	d := newTestDecoder(t, nil)
 	tests := []struct{ raw, want string }{
@@ -642,6 +643,9 @@ func TestDecodeMessageID(t *testing.T) {
 		{`4.2`, ""},
 		{`null`, ""},
 		{`{"id":1}`, ""},
+		{"\"m-1\xff\"", ""}, // not valid UTF-8: absent, not repaired
+		{`"m-1\udc00"`, ""}, // a lone surrogate likewise
+		{`"m-\ud83d\ude00"`, "m-\U0001F600"},
 	}
 	for _, tc := range tests {
 		v := fmt.Sprintf(`{"type":"page","userId":"u1","timestamp":%q,"messageId":%s}`, testTS, tc.raw)
