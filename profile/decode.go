@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -83,9 +84,10 @@ var minEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // processing wall-clock time (for the future-skew and birthday checks).
 //
 // A record to dead-letter returns a *Rejection. An ignored record returns an
-// Event of KindIgnored with its SkipReason and no error.
+// Event of KindIgnored with its SkipReason and no error; so does a
+// tombstone: a null or an empty value (kafka-go hands both as nil).
 func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error) {
-	if value == nil {
+	if len(value) == 0 {
 		return Event{Kind: KindIgnored, SkipReason: SkipTombstone}, nil
 	}
 	if len(value) > d.cfg.MaxEventBytes {
@@ -93,11 +95,11 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	}
 	trimmed := bytes.TrimLeft(value, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return Event{}, reject(ReasonInvalidJSON, "value is not a JSON object")
+		return Event{}, reject(ReasonInvalidJSON, "%s", notObject(trimmed))
 	}
-	top, ok := decodeEnvelope(value)
-	if !ok {
-		return Event{}, reject(ReasonInvalidJSON, "value is not a JSON object")
+	top, err := decodeEnvelope(value)
+	if err != nil {
+		return Event{}, reject(ReasonInvalidJSON, "%s", err)
 	}
 
 	ev := Event{Kind: d.kind(top)}
@@ -111,14 +113,34 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	}
 
 	userID, userOK := d.identity(top.UserID, true)
-	anonID, anonOK := d.identity(top.AnonymousID, false)
-	switch {
-	case userOK:
-		ev.ProfileID = userID
-	case anonOK:
-		ev.ProfileID = "anon:" + anonID
-	default:
-		return Event{}, reject(ReasonMissingIdentity, "neither userId nor anonymousId is usable")
+	var anonID string
+	var anonOK bool
+	if ev.Kind == KindAlias {
+		// previousId is always an anonymous id: an alias never merges two
+		// user ids (contract section 2a).
+		anonID, anonOK = d.identity(top.PreviousID, false)
+		switch {
+		case !userOK && !anonOK:
+			return Event{}, reject(ReasonMissingIdentity, "alias: neither userId nor previousId is usable")
+		case !userOK:
+			return Event{}, reject(ReasonMissingIdentity, "alias: userId is not usable")
+		case !anonOK:
+			return Event{}, reject(ReasonMissingIdentity, "alias: previousId is not usable")
+		}
+		ev.ProfileID, ev.LinkAnonID = userID, anonID
+	} else {
+		anonID, anonOK = d.identity(top.AnonymousID, false)
+		switch {
+		case userOK:
+			ev.ProfileID = userID
+			if anonOK {
+				ev.LinkAnonID = anonID
+			}
+		case anonOK:
+			ev.ProfileID = "anon:" + anonID
+		default:
+			return Event{}, reject(ReasonMissingIdentity, "neither userId nor anonymousId is usable")
+		}
 	}
 
 	t, rej := eventTime(top, recordTime, now, d.cfg.MaxClockSkew)
@@ -127,23 +149,50 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	}
 	ev.Time = t
 
-	if s, ok := stringOf(top.MessageID); ok {
+	// A messageId that is not valid UTF-8 as sent counts as absent: repaired,
+	// two different ones could read as one and dedupe an event away.
+	if s, ok := idString(top.MessageID); ok {
 		ev.MessageID = strings.TrimSpace(s)
 	} else if lit, ok := integerLiteral(top.MessageID); ok {
 		ev.MessageID = lit
 	}
 
+	if ev.Kind == KindAlias {
+		return ev, nil // an alias sets no field
+	}
 	if userOK {
 		ev.Fields = append(ev.Fields, Field{FieldCustomerID, userID})
 	}
 	if anonOK {
 		ev.Fields = append(ev.Fields, Field{FieldAnonymousID, anonID})
-		if userOK {
-			ev.LinkAnonID = anonID
-		}
 	}
 	d.fields(&ev, top, now)
 	return ev, nil
+}
+
+// notObject names what a value that does not start with '{' is; blank is
+// whitespace only.
+func notObject(trimmed []byte) string {
+	if len(trimmed) == 0 {
+		return "value is blank"
+	}
+	kind := ""
+	switch c := trimmed[0]; {
+	case c == '[':
+		kind = "an array"
+	case c == '"':
+		kind = "a string"
+	case c == '-' || (c >= '0' && c <= '9'):
+		kind = "a number"
+	case c == 't' || c == 'f':
+		kind = "a boolean"
+	case c == 'n':
+		kind = "null"
+	}
+	if kind != "" && json.Valid(trimmed) {
+		return "value is " + kind + ", not a JSON object"
+	}
+	return "value is not a JSON object"
 }
 
 func isTrack(top *envelope) bool {
@@ -170,6 +219,8 @@ func (d *Decoder) kind(top *envelope) Kind {
 		return KindWebVisit
 	case "identify":
 		return KindIdentify
+	case "alias":
+		return KindAlias
 	}
 	return KindIgnored
 }
@@ -177,9 +228,10 @@ func (d *Decoder) kind(top *envelope) Kind {
 // MaxIDBytes is the longest usable identity.
 const MaxIDBytes = 256
 
-// identity returns the usable form of a userId or anonymousId value.
+// identity returns the usable form of a userId, anonymousId or previousId
+// value (contract section 2).
 func (d *Decoder) identity(raw json.RawMessage, isUser bool) (string, bool) {
-	id, ok := stringOf(raw)
+	id, ok := idString(raw)
 	if ok {
 		id = strings.TrimSpace(id)
 	} else if id, ok = integerLiteral(raw); !ok {
@@ -196,13 +248,120 @@ func (d *Decoder) identity(raw json.RawMessage, isUser bool) (string, bool) {
 	if _, junk := d.junk[strings.ToLower(id)]; junk {
 		return "", false
 	}
-	if strings.Trim(id, "0") == "" {
+	if isZero(id) {
 		return "", false
 	}
 	if isUser && strings.HasPrefix(id, "anon:") {
 		return "", false
 	}
 	return id, true
+}
+
+// ValidateProfileID reports why id cannot name a stored profile, or nil
+// when it can. A profile id is a usable user id, or "anon:" + a usable
+// anonymous id (contract section 2); readers (sink.Get, profilectl, the read
+// API) apply these rules so that an impossible id is not found without
+// asking Redis, and so that an id is never repaired on the way in: an id
+// that is not valid UTF-8 names no profile, as it is never written. The
+// configurable junk list and the zero values are left out: they decide
+// only what is written, and a profile written under an older list stays
+// readable.
+func ValidateProfileID(id string) error {
+	rest := strings.TrimPrefix(id, "anon:")
+	switch {
+	case rest == "":
+		return errors.New("empty")
+	case len(rest) > MaxIDBytes:
+		return fmt.Errorf("longer than %d bytes", MaxIDBytes)
+	case !utf8.ValidString(id):
+		return errors.New("not valid UTF-8")
+	case strings.ContainsFunc(id, func(r rune) bool {
+		return r == '{' || r == '}' || r < 0x20 || (r >= 0x7f && r < 0xa0)
+	}):
+		return errors.New("holds a brace or a control character")
+	}
+	return nil
+}
+
+// isZero reports whether id reads as the number zero: [+-]?0+(\.0+)?, which
+// also covers the JSON integer -0. Such ids are always junk.
+func isZero(id string) bool {
+	if id != "" && (id[0] == '+' || id[0] == '-') {
+		id = id[1:]
+	}
+	whole, frac, dot := strings.Cut(id, ".")
+	if whole == "" || strings.Trim(whole, "0") != "" {
+		return false
+	}
+	return !dot || (frac != "" && strings.Trim(frac, "0") == "")
+}
+
+// idString returns the value of a JSON string that is valid UTF-8 as sent:
+// its bytes are valid UTF-8 and every \u escape of a UTF-16 surrogate is one
+// half of a pair. Anything else is refused instead of repaired (stringOf
+// would read invalid bytes and lone surrogates as U+FFFD), so two different
+// byte strings are never one id (contract section 2).
+func idString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	if !utf8.Valid(body) {
+		return "", false
+	}
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body), true
+	}
+	for i := bytes.IndexByte(body, '\\'); i >= 0 && i < len(body); {
+		if body[i] != '\\' {
+			i++
+			continue
+		}
+		if i+1 >= len(body) {
+			return "", false
+		}
+		if body[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r, ok := hex4(body, i+2)
+		switch {
+		case !ok:
+			return "", false
+		case r >= 0xdc00 && r < 0xe000: // a low half alone
+			return "", false
+		case r >= 0xd800 && r < 0xdc00: // a high half: its low half must follow
+			lo, ok := hex4(body, i+8)
+			if !ok || body[i+6] != '\\' || body[i+7] != 'u' || lo < 0xdc00 || lo >= 0xe000 {
+				return "", false
+			}
+			i += 12
+		default:
+			i += 6
+		}
+	}
+	return stringOf(raw)
+}
+
+// hex4 reads the four hexadecimal digits at b[i:i+4].
+func hex4(b []byte, i int) (rune, bool) {
+	if i < 0 || i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func eventTime(top *envelope, recordTime, now time.Time, skew time.Duration) (int64, *Rejection) {
@@ -217,8 +376,8 @@ func eventTime(top *envelope, recordTime, now time.Time, skew time.Duration) (in
 		if !ok {
 			return 0, reject(ReasonBadTimestamp, "%s is not a string", key)
 		}
-		parsed, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
-		if err != nil {
+		parsed, ok := parseRFC3339(strings.TrimSpace(s))
+		if !ok {
 			return 0, reject(ReasonBadTimestamp, "%s is not an RFC 3339 time", key)
 		}
 		t, found = parsed, true

@@ -2,6 +2,8 @@ package profile
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +11,8 @@ import (
 
 // TestDecodeCheckOrder proves the order of contract section 1: size, then
 // "is it a JSON object", then kind (ignored kinds skipped with no further
-// checks), then identity, then time; and that a nil value is a tombstone.
+// checks), then identity, then time; and that a nil or empty value is a tombstone
+// (kafka-go hands both as nil; contract section 1 calls both a tombstone).
 func TestDecodeCheckOrder(t *testing.T) {
 	d := newTestDecoder(t, func(c *Config) { c.MaxEventBytes = 200 })
 	pad := strings.Repeat(" ", 200)
@@ -24,7 +27,7 @@ func TestDecodeCheckOrder(t *testing.T) {
 		{"size before JSON: oversized garbage is too_large", []byte(strings.Repeat("x", 201)), ReasonTooLarge, "", 0},
 		{"size before kind: oversized valid event is too_large", []byte(`{"type":"page","userId":"u1"}` + pad), ReasonTooLarge, "", 0},
 		{"exactly the limit is accepted", []byte((`{"type":"page","userId":"u1"}` + pad)[:200]), "", "", KindWebVisit},
-		{"empty non-nil value is invalid_json, not a tombstone", []byte{}, ReasonInvalidJSON, "", 0},
+		{"empty non-nil value is a tombstone too", []byte{}, "", SkipTombstone, KindIgnored},
 		{"blank value", []byte("  \n"), ReasonInvalidJSON, "", 0},
 		{"array", []byte(`[{"type":"page","userId":"u1"}]`), ReasonInvalidJSON, "", 0},
 		{"string", []byte(`"page"`), ReasonInvalidJSON, "", 0},
@@ -44,6 +47,13 @@ func TestDecodeCheckOrder(t *testing.T) {
 			[]byte(`{"type":"page","timestamp":"not a time"}`), ReasonMissingIdentity, "", 0},
 		{"time last: page with identity and bad time is bad_timestamp",
 			[]byte(`{"type":"page","userId":"u1","timestamp":"not a time"}`), ReasonBadTimestamp, "", 0},
+		{"size before all: oversized alias is too_large", []byte(`{"type":"alias","userId":"u1","previousId":"p1"}` + pad), ReasonTooLarge, "", 0},
+		{"JSON before kind: broken alias is invalid_json", []byte(`{"type":"alias","userId":"u1",`), ReasonInvalidJSON, "", 0},
+		{"identity before time: alias without previousId and bad time is missing_identity",
+			[]byte(`{"type":"alias","userId":"u1","timestamp":"not a time"}`), ReasonMissingIdentity, "", 0},
+		{"time last: alias with identity and bad time is bad_timestamp",
+			[]byte(`{"type":"alias","userId":"u1","previousId":"p1","timestamp":"not a time"}`), ReasonBadTimestamp, "", 0},
+		{"alias with identity and time is applied", []byte(`{"type":"alias","userId":"u1","previousId":"p1"}`), "", "", KindAlias},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,7 +98,8 @@ func TestDecodeKinds(t *testing.T) {
 		{"identify", def, `"type":"identify"`, KindIdentify, ""},
 		{"screen is ignored", def, `"type":"screen","name":"Home"`, KindIgnored, SkipUnhandledType},
 		{"group is ignored", def, `"type":"group","groupId":"g1"`, KindIgnored, SkipUnhandledType},
-		{"alias is ignored", def, `"type":"alias","previousId":"p1"`, KindIgnored, SkipUnhandledType},
+		{"alias", def, `"type":"alias","previousId":"p1"`, KindAlias, ""},
+		{"alias is case-sensitive", def, `"type":"Alias","previousId":"p1"`, KindIgnored, SkipUnhandledType},
 		{"type is case-sensitive", def, `"type":"Page"`, KindIgnored, SkipUnhandledType},
 		{"missing type", def, `"event":"Application Opened"`, KindIgnored, SkipUnhandledType},
 		{"non-string type", def, `"type":1,"event":"Application Opened"`, KindIgnored, SkipUnhandledType},
@@ -166,7 +177,36 @@ func TestDecodeIdentity(t *testing.T) {
 		{"junk after trimming", `" guest "`, `"a-1"`, "anon:a-1", "", "a-1"},
 		{"all zeros 000", `"000"`, `"a-1"`, "anon:a-1", "", "a-1"},
 		{"all zeros long", `"0000000000"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"zero -0 string", `"-0"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"zero +0 string", `"+0"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"zero 0.0 string", `"0.0"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"zero -000.000 string", `"-000.000"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"zero +00.0 trimmed", `" +00.0 "`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"zero JSON integer -0", `-0`, `"a-1"`, "anon:a-1", "", "a-1"},
 		{"zeros then digit usable", `"0001"`, "", "0001", "0001", ""},
+		{"0.01 is not zero", `"0.01"`, "", "0.01", "0.01", ""},
+		{"0. is not the zero pattern", `"0."`, "", "0.", "0.", ""},
+		{".0 is not the zero pattern", `".0"`, "", ".0", ".0", ""},
+		{"+-0 is not the zero pattern", `"+-0"`, "", "+-0", "+-0", ""},
+		{"0e0 is not the zero pattern", `"0e0"`, "", "0e0", "0e0", ""},
+		{"invalid UTF-8 ff fe", "\"\xff\xfeuser\"", `"a-1"`, "anon:a-1", "", "a-1"},
+		{"invalid UTF-8 fe ff", "\"\xfe\xffuser\"", `"a-1"`, "anon:a-1", "", "a-1"},
+		{"invalid UTF-8 truncated sequence", "\"user\xc3\"", `"a-1"`, "anon:a-1", "", "a-1"},
+		{"invalid UTF-8 overlong NUL", "\"user\xc0\x80\"", `"a-1"`, "anon:a-1", "", "a-1"},
+		{"invalid UTF-8 beside an escape", "\"\\n\xffuser\"", `"a-1"`, "anon:a-1", "", "a-1"},
+		{"escaped lone high surrogate", `"\ud800user"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"escaped lone low surrogate", `"user\udc00"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"escaped high surrogate at the end", `"user\ud83d"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"escaped high surrogate then a letter escape", `"\ud83d\u0041"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"escaped surrogates swapped", `"\ude00\ud83d"`, `"a-1"`, "anon:a-1", "", "a-1"},
+		{"escaped surrogate pair usable", `"\ud83d\ude00user"`, "", "\U0001F600user", "\U0001F600user", ""},
+		{"escaped backslash before u is no escape", `"a\\ud800"`, "", `a\ud800`, `a\ud800`, ""},
+		{"escaped U+FFFD is a character like any other", `"\ufffduser"`, "", "\ufffduser", "\ufffduser", ""},
+		{"sent U+FFFD is a character like any other", "\"\xef\xbf\xbduser\"", "", "\ufffduser", "\ufffduser", ""},
+		{"invalid UTF-8 anonymousId", "", "\"\xff\xfea\"", "", "", ""},
+		{"invalid UTF-8 anonymousId beside a userId", `"u-1"`, "\"\xff\xfea\"", "u-1", "u-1", ""},
+		{"zero anonymousId -0", "", `-0`, "", "", ""},
+		{"zero anonymousId 0.0", "", `"0.0"`, "", "", ""},
 		{"userId starting anon: falls back", `"anon:123"`, `"a-1"`, "anon:a-1", "", "a-1"},
 		{"anon: prefix is case-sensitive", `"ANON:123"`, "", "ANON:123", "ANON:123", ""},
 		{"anonymousId only", "", `"a-1"`, "anon:a-1", "", "a-1"},
@@ -206,6 +246,163 @@ func TestDecodeIdentity(t *testing.T) {
 			f := fieldMap(t, ev)
 			if f[FieldCustomerID] != tc.customer || f[FieldAnonymousID] != tc.anon {
 				t.Fatalf("customer_id %q anonymous_id %q, want %q %q", f[FieldCustomerID], f[FieldAnonymousID], tc.customer, tc.anon)
+			}
+		})
+	}
+}
+
+// TestInvalidUTF8IDsAreNeverOneProfile proves the probe's case of bug 2:
+// "\xff\xfeuser" and "\xfe\xffuser" both read as "\uFFFD\uFFFDuser" when
+// repaired; neither is usable, so they never become one profile.
+func TestInvalidUTF8IDsAreNeverOneProfile(t *testing.T) {
+	d := newTestDecoder(t, nil)
+	for _, id := range []string{"\xff\xfeuser", "\xfe\xffuser"} {
+		for _, member := range []string{"userId", "anonymousId"} {
+			v := `{"type":"page","` + member + `":"` + id + `","timestamp":"` + testTS + `"}`
+			ev, err := d.Decode([]byte(v), testRecord, testNow)
+			if r := asRejection(t, err); r == nil || r.Reason != ReasonMissingIdentity {
+				t.Errorf("%s %q: got %+v, %v; want missing_identity", member, id, ev, err)
+			}
+		}
+	}
+}
+
+// TestValidateProfileID proves the readers' rule: ids the decoder can
+// write pass, impossible ones are refused with the reason; the junk list
+// and zero values do not apply (they decide only what is written).
+func TestValidateProfileID(t *testing.T) {
+	long := strings.Repeat("x", MaxIDBytes)
+	tests := []struct{ id, err string }{
+		{"u-1", ""},
+		{"anon:a-1", ""},
+		{"anon:anon:a-1", ""},
+		{long, ""},
+		{"anon:" + long, ""},
+		{"jürgen \U0001F600", ""},
+		{"\ufffduser", ""},
+		{"guest", ""},
+		{"-0", ""},
+		{"", "empty"},
+		{"anon:", "empty"},
+		{long + "x", "longer than 256 bytes"},
+		{"anon:" + long + "x", "longer than 256 bytes"},
+		{"\xff\xfeuser", "not valid UTF-8"},
+		{"anon:\xfe\xffuser", "not valid UTF-8"},
+		{"u\xed\xa0\x80", "not valid UTF-8"}, // a surrogate encoded as UTF-8
+		{"{u}", "holds a brace or a control character"},
+		{"a\tb", "holds a brace or a control character"},
+		{"a\u0085b", "holds a brace or a control character"},
+	}
+	for _, tc := range tests {
+		err := ValidateProfileID(tc.id)
+		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("ValidateProfileID(%q) = %v, want %q", tc.id, err, tc.err)
+		}
+	}
+}
+
+// TestDecodeLinks proves which events link an anonymous id to a user
+// (contract section 2a): an applied launch, visit or identify with both a
+// usable userId and a usable anonymousId. The profile stays the user's.
+func TestDecodeLinks(t *testing.T) {
+	d := newTestDecoder(t, nil)
+	tests := []struct {
+		name, body      string // members besides the time
+		profile, linked string
+	}{
+		{"visit with both", `"type":"page","userId":"u-1","anonymousId":"a-1"`, "u-1", "a-1"},
+		{"launch with both", `"type":"track","event":"App Launched","userId":"u-1","anonymousId":"a-1"`, "u-1", "a-1"},
+		{"identify with both", `"type":"identify","userId":"u-1","anonymousId":"a-1"`, "u-1", "a-1"},
+		{"integer ids", `"type":"page","userId":42,"anonymousId":7`, "42", "7"},
+		{"trimmed anonymous id", `"type":"page","userId":"u-1","anonymousId":" a-1 "`, "u-1", "a-1"},
+		{"anonymous id that starts with anon:", `"type":"page","userId":"u-1","anonymousId":"anon:a-1"`, "u-1", "anon:a-1"},
+		{"user id alone", `"type":"page","userId":"u-1"`, "u-1", ""},
+		{"anonymous id alone", `"type":"page","anonymousId":"a-1"`, "anon:a-1", ""},
+		{"junk user id", `"type":"page","userId":"guest","anonymousId":"a-1"`, "anon:a-1", ""},
+		{"junk anonymous id", `"type":"page","userId":"u-1","anonymousId":"undefined"`, "u-1", ""},
+		{"zero anonymous id", `"type":"page","userId":"u-1","anonymousId":"-0"`, "u-1", ""},
+		{"invalid UTF-8 anonymous id", "\"type\":\"page\",\"userId\":\"u-1\",\"anonymousId\":\"a\xff\"", "u-1", ""},
+		{"previousId of a visit is not read", `"type":"page","userId":"u-1","previousId":"p-1"`, "u-1", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := `{` + tc.body + `,"timestamp":"` + testTS + `"}`
+			ev, err := d.Decode([]byte(v), testRecord, testNow)
+			if err != nil {
+				t.Fatalf("unexpected rejection %v", err)
+			}
+			if ev.ProfileID != tc.profile || ev.LinkAnonID != tc.linked {
+				t.Fatalf("profile %q linking %q, want %q linking %q", ev.ProfileID, ev.LinkAnonID, tc.profile, tc.linked)
+			}
+		})
+	}
+	for _, v := range []string{
+		`{"type":"screen","userId":"u-1","anonymousId":"a-1"}`,
+		`{"type":"track","event":"Order Completed","userId":"u-1","anonymousId":"a-1"}`,
+	} {
+		if ev, err := d.Decode([]byte(v), testRecord, testNow); err != nil || ev.Kind != KindIgnored || ev.LinkAnonID != "" {
+			t.Errorf("skipped kind %s links: %+v, %v", v, ev, err)
+		}
+	}
+	_, err := d.Decode([]byte(`{"type":"page","userId":"u-1","anonymousId":"a-1","timestamp":"bad"}`), testRecord, testNow)
+	if r := asRejection(t, err); r == nil || r.Reason != ReasonBadTimestamp {
+		t.Errorf("dead-lettered record: %v, want bad_timestamp and no event", err)
+	}
+}
+
+// TestDecodeAlias proves the alias kind (contract sections 1 and 2a): it
+// links previousId (always an anonymous id) to userId, sets no field, and
+// without either usable id it is missing_identity naming which one; its
+// time is checked like any event's.
+func TestDecodeAlias(t *testing.T) {
+	d := newTestDecoder(t, nil)
+	tests := []struct {
+		name, body      string // members besides type
+		profile, linked string
+		messageID       string
+		time            int64
+		reason, detail  string // rejection reason and a word of its detail
+	}{
+		{"user and previous id", `"userId":"u-1","previousId":"p-1","timestamp":"` + testTS + `"`, "u-1", "p-1", "", testTSMs, "", ""},
+		{"trimmed, integer ids", `"userId":" u-1 ","previousId":12,"timestamp":"` + testTS + `"`, "u-1", "12", "", testTSMs, "", ""},
+		{"previousId that starts with anon: is an anonymous id", `"userId":"u-1","previousId":"anon:p-1"`, "u-1", "anon:p-1", "", testRecord.UnixMilli(), "", ""},
+		{"messageId read", `"userId":"u-1","previousId":"p-1","messageId":" m-9 "`, "u-1", "p-1", "m-9", testRecord.UnixMilli(), "", ""},
+		{"no time: record time", `"userId":"u-1","previousId":"p-1"`, "u-1", "p-1", "", testRecord.UnixMilli(), "", ""},
+		{"traits, context and anonymousId set nothing",
+			`"userId":"u-1","previousId":"p-1","anonymousId":"a-1","traits":{"email":"x@y.io","plan":"gold","bad":[1]},"context":{"timezone":"Asia/Kolkata","location":{"city":"Pune"}}`,
+			"u-1", "p-1", "", testRecord.UnixMilli(), "", ""},
+		{"previousId equal to userId", `"userId":"u-1","previousId":"u-1"`, "u-1", "u-1", "", testRecord.UnixMilli(), "", ""},
+		{"no previousId", `"userId":"u-1","anonymousId":"a-1"`, "", "", "", 0, ReasonMissingIdentity, "previousId"},
+		{"junk previousId", `"userId":"u-1","previousId":"null"`, "", "", "", 0, ReasonMissingIdentity, "previousId"},
+		{"zero previousId", `"userId":"u-1","previousId":-0`, "", "", "", 0, ReasonMissingIdentity, "previousId"},
+		{"braces in previousId", `"userId":"u-1","previousId":"{p}"`, "", "", "", 0, ReasonMissingIdentity, "previousId"},
+		{"invalid UTF-8 previousId", "\"userId\":\"u-1\",\"previousId\":\"\xff\xfep\"", "", "", "", 0, ReasonMissingIdentity, "previousId"},
+		{"lone surrogate previousId", `"userId":"u-1","previousId":"\udfffp"`, "", "", "", 0, ReasonMissingIdentity, "previousId"},
+		{"no userId", `"previousId":"p-1","anonymousId":"a-1"`, "", "", "", 0, ReasonMissingIdentity, "userId"},
+		{"userId that starts with anon:", `"userId":"anon:u-1","previousId":"p-1"`, "", "", "", 0, ReasonMissingIdentity, "userId"},
+		{"junk userId", `"userId":"0.0","previousId":"p-1"`, "", "", "", 0, ReasonMissingIdentity, "userId"},
+		{"neither", `"userId":null`, "", "", "", 0, ReasonMissingIdentity, "neither"},
+		{"bad time", `"userId":"u-1","previousId":"p-1","timestamp":"soon"`, "", "", "", 0, ReasonBadTimestamp, "timestamp"},
+		{"time out of range", `"userId":"u-1","previousId":"p-1","timestamp":"1999-01-01T00:00:00Z"`, "", "", "", 0, ReasonTimestampOutOfRange, "2000"},
+		{"identity before time", `"userId":"u-1","timestamp":"soon"`, "", "", "", 0, ReasonMissingIdentity, "previousId"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := `{"type":"alias",` + tc.body + `}`
+			ev, err := d.Decode([]byte(v), testRecord, testNow)
+			if tc.reason != "" {
+				r := asRejection(t, err)
+				if r == nil || r.Reason != tc.reason || !strings.Contains(r.Detail, tc.detail) {
+					t.Fatalf("got %+v, %v; want %s naming %q", ev, err, tc.reason, tc.detail)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected rejection %v", err)
+			}
+			want := Event{Kind: KindAlias, ProfileID: tc.profile, LinkAnonID: tc.linked, Time: tc.time, MessageID: tc.messageID}
+			if !reflect.DeepEqual(ev, want) {
+				t.Fatalf("got %+v\nwant %+v", ev, want)
 			}
 		})
 	}
@@ -294,6 +491,39 @@ func TestDecodeTime(t *testing.T) {
 		{"zero record time", ``, time.Time{}, 0, ReasonTimestampOutOfRange},
 		{"record time in the future", ``, testNow.Add(25 * time.Hour), 0, ReasonTimestampOutOfRange},
 		{"event time wins over a bad record time", `"timestamp":"2026-11-28T08:00:00Z"`, time.Time{}, ms("2026-11-28T08:00:00Z"), ""},
+		// RFC 3339 edges (contract section 3).
+		{"lower-case t", `"timestamp":"2026-11-28t08:00:00Z"`, testRecord, ms("2026-11-28T08:00:00Z"), ""},
+		{"lower-case z", `"timestamp":"2026-11-28T08:00:00.5z"`, testRecord, ms("2026-11-28T08:00:00.5Z"), ""},
+		{"lower-case t and z", `"timestamp":"2026-11-28t08:00:00z"`, testRecord, ms("2026-11-28T08:00:00Z"), ""},
+		{"leap second is the minute's last millisecond", `"timestamp":"2016-12-31T23:59:60Z"`, testRecord, ms("2016-12-31T23:59:59.999Z"), ""},
+		{"leap second with a fraction", `"timestamp":"2016-12-31T23:59:60.5Z"`, testRecord, ms("2016-12-31T23:59:59.999Z"), ""},
+		{"leap second with an offset", `"timestamp":"2017-01-01T05:29:60+05:30"`, testRecord, ms("2016-12-31T23:59:59.999Z"), ""},
+		{"offset +23:59", `"timestamp":"2026-11-28T23:59:00+23:59"`, testRecord, ms("2026-11-28T00:00:00Z"), ""},
+		{"offset -23:59", `"timestamp":"2026-11-28T00:00:00-23:59"`, testRecord, ms("2026-11-28T23:59:00Z"), ""},
+		{"offset -00:00", `"timestamp":"2026-11-28T08:00:00-00:00"`, testRecord, ms("2026-11-28T08:00:00Z"), ""},
+		{"offset +24:00", `"timestamp":"2026-11-28T08:00:00+24:00"`, testRecord, 0, ReasonBadTimestamp},
+		{"offset -24:00", `"timestamp":"2026-11-28T08:00:00-24:00"`, testRecord, 0, ReasonBadTimestamp},
+		{"offset +23:60", `"timestamp":"2026-11-28T08:00:00+23:60"`, testRecord, 0, ReasonBadTimestamp},
+		{"offset without colon", `"timestamp":"2026-11-28T08:00:00+0530"`, testRecord, 0, ReasonBadTimestamp},
+		{"offset hours only", `"timestamp":"2026-11-28T08:00:00+05"`, testRecord, 0, ReasonBadTimestamp},
+		{"one fractional digit", `"timestamp":"2026-11-28T08:00:00.5Z"`, testRecord, ms("2026-11-28T08:00:00.500Z"), ""},
+		{"two fractional digits", `"timestamp":"2026-11-28T08:00:00.05Z"`, testRecord, ms("2026-11-28T08:00:00.050Z"), ""},
+		{"many fractional digits cut", `"timestamp":"2026-11-28T08:00:00.99999999999999Z"`, testRecord, ms("2026-11-28T08:00:00.999Z"), ""},
+		{"dot without digits", `"timestamp":"2026-11-28T08:00:00.Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"comma before the fraction", `"timestamp":"2026-11-28T08:00:00,5Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"one-digit hour", `"timestamp":"2026-11-28T8:00:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"hour 24", `"timestamp":"2026-11-28T24:00:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"minute 60", `"timestamp":"2026-11-28T08:60:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"second 61", `"timestamp":"2026-11-28T08:00:61Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"space for T", `"timestamp":"2026-11-28 08:00:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"no seconds", `"timestamp":"2026-11-28T08:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"month 13", `"timestamp":"2026-13-01T08:00:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"day 0", `"timestamp":"2026-11-00T08:00:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"Feb 29 in a leap year", `"timestamp":"2024-02-29T08:00:00Z"`, testRecord, ms("2024-02-29T08:00:00Z"), ""},
+		{"Feb 29 in a common year", `"timestamp":"2025-02-29T08:00:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"trailing text", `"timestamp":"2026-11-28T08:00:00Zx"`, testRecord, 0, ReasonBadTimestamp},
+		{"signed year", `"timestamp":"+2026-11-28T08:00:00Z"`, testRecord, 0, ReasonBadTimestamp},
+		{"lower-case t in originalTimestamp", `"originalTimestamp":"2026-11-28t08:00:02z"`, testRecord, ms("2026-11-28T08:00:02Z"), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -317,6 +547,32 @@ func TestDecodeTime(t *testing.T) {
 				t.Fatalf("time %s, want %s", FormatTime(ev.Time), FormatTime(tc.want))
 			}
 		})
+	}
+}
+
+// TestParseRFC3339AgreesWithTimePackage proves the strict parser reads
+// every time the time package writes as the time package reads it, cut to
+// milliseconds, at offsets across the whole allowed range.
+func TestParseRFC3339AgreesWithTimePackage(t *testing.T) {
+	start := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	for i := range 2000 {
+		// a fixed walk over 27 years, nanoseconds and offsets
+		sec := start + int64(i)*425_321_987%(27*365*86400)
+		nsec := int64(i) * 7_919_377 % 1e9
+		off := (i*2903)%(2*(23*3600+59*60)+1) - (23*3600 + 59*60)
+		off -= off % 60
+		tm := time.Unix(sec, nsec).In(time.FixedZone("", off))
+		for _, layout := range []string{time.RFC3339, time.RFC3339Nano, "2006-01-02T15:04:05.000Z07:00"} {
+			s := tm.Format(layout)
+			want, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := parseRFC3339(s)
+			if !ok || got.UnixMilli() != want.UnixMilli() {
+				t.Fatalf("parseRFC3339(%q) = %v, %v; the time package reads %v", s, got, ok, want)
+			}
+		}
 	}
 }
 
@@ -344,6 +600,12 @@ func TestRejectionDetailIsNotPersonal(t *testing.T) {
 	}{
 		{"invalid json", `["jane.doe@example.com"]`, ReasonInvalidJSON, "jane.doe@example.com"},
 		{"truncated json", `{"type":"page","userId":"jane.doe@example.com`, ReasonInvalidJSON, "jane.doe@example.com"},
+		{"second value", `{"type":"page"} {"email":"jane.doe@example.com"}`, ReasonInvalidJSON, "jane.doe@example.com"},
+		{"trailing data", `{"type":"page"} jane.doe@example.com`, ReasonInvalidJSON, "jane"},
+		{"bad character", `{"type":"page","email":jane.doe@example.com}`, ReasonInvalidJSON, "jane"},
+		{"bad escape", `{"type":"page","email":"jane\x.doe@example.com"}`, ReasonInvalidJSON, "x"},
+		{"missing identity: invalid UTF-8", "{\"type\":\"page\",\"userId\":\"jane.doe@example.com\xff\"}", ReasonMissingIdentity, "jane.doe@example.com"},
+		{"missing identity: alias", `{"type":"alias","userId":"jane.doe@example.com"}`, ReasonMissingIdentity, "jane.doe@example.com"},
 		{"too large", `{"userId":"jane.doe@example.com","pad":"` + strings.Repeat("x", 600) + `"}`, ReasonTooLarge, "jane.doe@example.com"},
 		{"missing identity: braces", `{"type":"page","userId":"{jane.doe@example.com}"}`, ReasonMissingIdentity, "jane.doe@example.com"},
 		{"missing identity: anon prefix", `{"type":"page","userId":"anon:jane.doe@example.com"}`, ReasonMissingIdentity, "jane.doe@example.com"},
@@ -370,7 +632,8 @@ func TestRejectionDetailIsNotPersonal(t *testing.T) {
 }
 
 // TestDecodeMessageID proves messageId is carried (trimmed; integers as
-// written) and absent when not a string or integer.
+// written) and absent when not a string or integer, or not valid UTF-8 as
+// sent (repaired, two different ids could dedupe each other away).
 func TestDecodeMessageID(t *testing.T) {
 	d := newTestDecoder(t, nil)
 	tests := []struct{ raw, want string }{
@@ -380,6 +643,9 @@ func TestDecodeMessageID(t *testing.T) {
 		{`4.2`, ""},
 		{`null`, ""},
 		{`{"id":1}`, ""},
+		{"\"m-1\xff\"", ""}, // not valid UTF-8: absent, not repaired
+		{`"m-1\udc00"`, ""}, // a lone surrogate likewise
+		{`"m-\ud83d\ude00"`, "m-\U0001F600"},
 	}
 	for _, tc := range tests {
 		v := fmt.Sprintf(`{"type":"page","userId":"u1","timestamp":%q,"messageId":%s}`, testTS, tc.raw)
@@ -430,11 +696,15 @@ func TestKindNames(t *testing.T) {
 		{KindAppLaunch, "app_launch", "app"},
 		{KindWebVisit, "web_visit", "web"},
 		{KindIdentify, "identify", ""},
+		{KindAlias, "alias", ""},
 		{KindIgnored, "ignored", ""},
 	}
 	for _, tc := range tests {
 		if tc.k.String() != tc.name || tc.k.Channel() != tc.channel {
 			t.Errorf("kind %d: %q %q, want %q %q", tc.k, tc.k.String(), tc.k.Channel(), tc.name, tc.channel)
+		}
+		if applied := tc.k != KindIgnored; slices.Contains(Kinds, tc.k) != applied {
+			t.Errorf("kind %s: in Kinds is %v, want %v", tc.k, !applied, applied)
 		}
 	}
 }

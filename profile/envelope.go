@@ -1,7 +1,11 @@
 package profile
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 )
 
 // envelope holds the parts of a Segment Spec event the rules read, still
@@ -11,6 +15,7 @@ type envelope struct {
 	Event             json.RawMessage
 	UserID            json.RawMessage
 	AnonymousID       json.RawMessage
+	PreviousID        json.RawMessage // of an alias
 	MessageID         json.RawMessage
 	Timestamp         json.RawMessage
 	OriginalTimestamp json.RawMessage
@@ -32,15 +37,19 @@ type locationEnvelope struct {
 	Longitude json.RawMessage
 }
 
-// decodeEnvelope parses value, which starts with '{'. It reports false when
-// value is not a JSON object.
+// decodeEnvelope parses value, which starts with '{'. When value is not
+// a JSON object its error names what failed (never a value): it is the
+// detail of the invalid_json rejection.
 //
 // scanEnvelope (scan.go) reads the envelope in one validating pass; what it
 // cannot decide exactly as slowEnvelope does — escaped member names, deep
-// nesting, invalid input — slowEnvelope decides.
-func decodeEnvelope(value []byte) (*envelope, bool) {
+// nesting, invalid input — slowEnvelope decides. So which values are
+// invalid is decided by encoding/json alone. Of duplicate members the last
+// wins, in both, and member names are compared after unescaping
+// ("user\u0049d" is userId), as encoding/json does.
+func decodeEnvelope(value []byte) (*envelope, error) {
 	if env, exact := scanEnvelope(value); exact {
-		return env, true
+		return env, nil
 	}
 	return slowEnvelope(value)
 }
@@ -48,15 +57,15 @@ func decodeEnvelope(value []byte) (*envelope, bool) {
 // slowEnvelope picks members by exact name from generic maps; a nested
 // member that is not an object counts as absent. It is the reference for
 // scanEnvelope.
-func slowEnvelope(value []byte) (*envelope, bool) {
+func slowEnvelope(value []byte) (*envelope, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(value, &top); err != nil {
-		return nil, false
+		return nil, jsonProblem(value, err)
 	}
 	env := &envelope{
 		Type: top["type"], Event: top["event"], UserID: top["userId"], AnonymousID: top["anonymousId"],
-		MessageID: top["messageId"], Timestamp: top["timestamp"], OriginalTimestamp: top["originalTimestamp"],
-		ReceivedAt: top["receivedAt"], Traits: top["traits"],
+		PreviousID: top["previousId"], MessageID: top["messageId"], Timestamp: top["timestamp"],
+		OriginalTimestamp: top["originalTimestamp"], ReceivedAt: top["receivedAt"], Traits: top["traits"],
 	}
 	if ctx := objectOf(top["context"]); ctx != nil {
 		env.Context = &contextEnvelope{Traits: ctx["traits"], Timezone: ctx["timezone"]}
@@ -65,5 +74,46 @@ func slowEnvelope(value []byte) (*envelope, bool) {
 				Latitude: loc["latitude"], Longitude: loc["longitude"]}
 		}
 	}
-	return env, true
+	return env, nil
+}
+
+// maxJSONDepth is encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+// jsonProblem turns encoding/json's error for value (which starts with '{'
+// after whitespace) into words that name what failed and quote nothing of
+// the value: encoding/json's own messages quote the offending character.
+func jsonProblem(value []byte, err error) error {
+	var syn *json.SyntaxError
+	if !errors.As(err, &syn) {
+		return errors.New("value is not a JSON object")
+	}
+	msg := syn.Error()
+	at := int(syn.Offset) - 1 // the byte that failed
+	switch {
+	case strings.Contains(msg, "unexpected end of JSON input"):
+		return errors.New("the value ends inside the object (truncated)")
+	case strings.Contains(msg, "exceeded max depth"):
+		return fmt.Errorf("nesting deeper than %d levels", maxJSONDepth)
+	case at < 0 || at >= len(value):
+		return errors.New("invalid JSON")
+	case strings.Contains(msg, "after top-level value"):
+		var second json.RawMessage
+		if json.NewDecoder(bytes.NewReader(value[at:])).Decode(&second) == nil {
+			return errors.New("a second JSON value follows the object")
+		}
+		return errors.New("trailing data after the object")
+	}
+	for _, p := range [...]int{at, at - 1} {
+		if p < 0 {
+			continue
+		}
+		rest := value[p:]
+		for _, word := range [...]string{"NaN", "Infinity", "-Infinity", "+Infinity", "-NaN", "+NaN"} {
+			if bytes.HasPrefix(rest, []byte(word)) {
+				return errors.New("NaN or Infinity is not JSON")
+			}
+		}
+	}
+	return fmt.Errorf("invalid JSON at byte offset %d", at)
 }

@@ -77,9 +77,9 @@ func checkEnvelope(t *testing.T, value []byte) {
 	if !exact {
 		return // slowEnvelope decides
 	}
-	want, ok := slowEnvelope(value)
-	if !ok {
-		t.Fatalf("scanEnvelope accepted %q; encoding/json refuses it", value)
+	want, err := slowEnvelope(value)
+	if err != nil {
+		t.Fatalf("scanEnvelope accepted %q; encoding/json refuses it: %v", value, err)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("scanEnvelope(%q) =\n%s\nslowEnvelope gives\n%s", value, dumpEnvelope(got), dumpEnvelope(want))
@@ -131,5 +131,122 @@ func TestScanEnvelopeMatchesReference(t *testing.T) {
 		if _, exact := scanEnvelope([]byte(v)); exact {
 			t.Errorf("scanEnvelope decided %q by itself", v)
 		}
+	}
+}
+
+// TestInvalidJSONDetail proves the invalid_json detail names what failed
+// (contract section 7), never quoting the value, and that what is invalid
+// is decided by the reference alone: the one-pass reader hands every such
+// value over.
+func TestInvalidJSONDetail(t *testing.T) {
+	d := newTestDecoder(t, nil)
+	deep := `{"a":` + strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1) + `}`
+	tests := []struct{ value, detail string }{
+		{" \n\t", "value is blank"},
+		{`[{"type":"page"}]`, "value is an array, not a JSON object"},
+		{`"page"`, "value is a string, not a JSON object"},
+		{`-4.2e1`, "value is a number, not a JSON object"},
+		{`true`, "value is a boolean, not a JSON object"},
+		{`null`, "value is null, not a JSON object"},
+		{`[1,`, "value is not a JSON object"},
+		{`type=page`, "value is not a JSON object"},
+		{"\xef\xbb\xbf{}", "value is not a JSON object"}, // a byte order mark is not JSON
+		{`{"type":"page"`, "the value ends inside the object (truncated)"},
+		{`{"type":"page","traits":{"a":[1,2`, "the value ends inside the object (truncated)"},
+		{deep, "nesting deeper than 10000 levels"},
+		{`{"a":NaN}`, "NaN or Infinity is not JSON"},
+		{`{"a":-NaN}`, "NaN or Infinity is not JSON"},
+		{`{"a":Infinity}`, "NaN or Infinity is not JSON"},
+		{`{"a":-Infinity}`, "NaN or Infinity is not JSON"},
+		{`{"a":+Infinity}`, "NaN or Infinity is not JSON"},
+		{`{"a":[1,NaN]}`, "NaN or Infinity is not JSON"},
+		{`{"a":1} {"b":2}`, "a second JSON value follows the object"},
+		{`{"a":1}{}`, "a second JSON value follows the object"},
+		{"{\"a\":1}\n[]\n", "a second JSON value follows the object"},
+		{`{"a":1} 7`, "a second JSON value follows the object"},
+		{`{"a":1}}`, "trailing data after the object"},
+		{`{"a":1} x`, "trailing data after the object"},
+		{`{"a":1} {"b":`, "trailing data after the object"},
+		{`{"a":01}`, "invalid JSON at byte offset 6"},
+		{`{'a':1}`, "invalid JSON at byte offset 1"},
+		{`{"a":1,}`, "invalid JSON at byte offset 7"},
+		{`{"a":"\x"}`, "invalid JSON at byte offset 7"},
+		{"{\"a\":\"\x01\"}", "invalid JSON at byte offset 6"},
+		{`{"a" 1}`, "invalid JSON at byte offset 5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.detail, func(t *testing.T) {
+			_, err := d.Decode([]byte(tc.value), testRecord, testNow)
+			r := asRejection(t, err)
+			if r == nil || r.Reason != ReasonInvalidJSON || r.Detail != tc.detail {
+				t.Fatalf("Decode(%.40q): %v; want invalid_json: %s", tc.value, err, tc.detail)
+			}
+			if _, exact := scanEnvelope([]byte(tc.value)); exact {
+				t.Fatalf("scanEnvelope decided %.40q by itself", tc.value)
+			}
+		})
+	}
+}
+
+// TestDuplicateMembersLastWins proves both readers of the envelope take the
+// last of duplicate members, also when one of them is written with an
+// escape (names compare after unescaping), and also in nested objects.
+func TestDuplicateMembersLastWins(t *testing.T) {
+	d := newTestDecoder(t, nil)
+	ts := `"timestamp":"` + testTS + `"`
+	tests := []struct {
+		name, members  string
+		profile, city  string
+		zone, customer string
+		time           int64
+	}{
+		{"userId twice", `"userId":"a","userId":"b",` + ts, "b", "", "", "b", testTSMs},
+		{"escaped userId last", `"userId":"a","user\u0049d":"b",` + ts, "b", "", "", "b", testTSMs},
+		{"escaped userId first", `"user\u0049d":"a","userId":"b",` + ts, "b", "", "", "b", testTSMs},
+		{"timestamp twice", `"userId":"a","timestamp":"2026-11-28T08:00:00Z",` + ts, "a", "", "", "a", testTSMs},
+		{"context twice: the last whole", `"userId":"a",` + ts + `,"context":{"timezone":"Asia/Kolkata"},"context":{"location":{"city":"Pune"}}`,
+			"a", "Pune", "", "a", testTSMs},
+		{"context twice: the last not an object", `"userId":"a",` + ts + `,"context":{"timezone":"Asia/Kolkata"},"context":"x"`,
+			"a", "", "", "a", testTSMs},
+		{"city twice in location", `"userId":"a",` + ts + `,"context":{"location":{"city":"A","city":"B"},"timezone":"UTC","timezone":"Asia/Kolkata"}`,
+			"a", "B", "Asia/Kolkata", "a", testTSMs},
+	}
+	for _, tc := range tests {
+		for _, path := range []string{"one-pass", "reference"} {
+			t.Run(tc.name+"/"+path, func(t *testing.T) {
+				v := `{"type":"page",` + tc.members + `}`
+				if path == "reference" {
+					// an escaped name anywhere hands the value to slowEnvelope
+					v = `{"type":"page","p\u0061d":1,` + tc.members + `}`
+				}
+				_, exact := scanEnvelope([]byte(v))
+				if exact != (path == "one-pass" && !strings.Contains(tc.members, `\u`)) {
+					t.Fatalf("scanEnvelope exact = %v on the %s path", exact, path)
+				}
+				checkEnvelope(t, []byte(v))
+				ev, err := d.Decode([]byte(v), testRecord, testNow)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := fieldMap(t, ev)
+				if ev.ProfileID != tc.profile || f[FieldCity] != tc.city || f[FieldTimezone] != tc.zone ||
+					f[FieldCustomerID] != tc.customer || ev.Time != tc.time {
+					t.Fatalf("got profile %q city %q zone %q customer %q time %d; want %q %q %q %q %d", ev.ProfileID,
+						f[FieldCity], f[FieldTimezone], f[FieldCustomerID], ev.Time, tc.profile, tc.city, tc.zone, tc.customer, tc.time)
+				}
+			})
+		}
+	}
+}
+
+// TestEnvelopeReadsPreviousID proves both readers carry an alias's
+// previousId.
+func TestEnvelopeReadsPreviousID(t *testing.T) {
+	for _, v := range []string{`{"type":"alias","previousId":"p-1"}`, `{"type":"alias","previousId":"p-1","p\u0061d":1}`} {
+		env, err := decodeEnvelope([]byte(v))
+		if err != nil || string(env.PreviousID) != `"p-1"` {
+			t.Errorf("%s: previousId %s, %v", v, env.PreviousID, err)
+		}
+		checkEnvelope(t, []byte(v))
 	}
 }

@@ -9,7 +9,8 @@ import (
 type Kind uint8
 
 // The kinds of record. Only app launches and web visits move first/last seen
-// and count; identify events only set fields.
+// and count; identify events only set fields; an alias only links an
+// anonymous id to a user (contract section 2a).
 const (
 	KindIgnored Kind = iota
 	KindAppLaunch
@@ -18,7 +19,7 @@ const (
 	KindAlias
 )
 
-// Kinds lists every kind that changes a profile, for metric initialisation.
+// Kinds lists every kind that is applied, for metric initialisation.
 var Kinds = []Kind{KindAppLaunch, KindWebVisit, KindIdentify, KindAlias}
 
 // String returns the contract's name of the kind.
@@ -109,12 +110,15 @@ type Event struct {
 	Kind       Kind
 	SkipReason string // set when Kind is KindIgnored
 	ProfileID  string
+	// LinkAnonID is the usable anonymous id (without the "anon:" prefix)
+	// that this event links to the user ProfileID (contract section 2a):
+	// the anonymousId of a launch, visit or identify that carries a usable
+	// userId too, or the previousId of an alias. Empty when the event
+	// links nothing.
+	LinkAnonID string
 	Time       int64 // event time, Unix milliseconds
 	MessageID  string
-	// LinkAnonID is the usable anonymous id (without the "anon:" prefix)
-	// that this event links to the user ProfileID (contract section 2a).
-	LinkAnonID string
-	Fields     []Field
+	Fields     []Field // none for an alias
 	Dropped    []Drop
 }
 

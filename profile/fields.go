@@ -433,8 +433,9 @@ func ianaName(s string) bool {
 	return true
 }
 
-// normScalar renders a custom trait value: strings as sent, numbers in
-// their shortest form, booleans as true or false.
+// normScalar renders a custom trait value: strings as sent, integers
+// with every digit as sent, other numbers in their shortest form,
+// booleans as true or false.
 func normScalar(raw json.RawMessage) (string, string) {
 	switch {
 	case len(raw) == 0:
@@ -451,10 +452,15 @@ func normScalar(raw json.RawMessage) (string, string) {
 	case string(raw) == "true" || string(raw) == "false":
 		return string(raw), ""
 	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		// An integer keeps every digit as sent, also beyond 2^53 and
+		// int64, where a float would round it (contract section 6). JSON
+		// allows no leading zeros, so the literal is already shortest;
+		// only -0 reads as 0.
 		if lit, ok := integerLiteral(raw); ok {
-			if n, err := strconv.ParseInt(lit, 10, 64); err == nil {
-				return strconv.FormatInt(n, 10), ""
+			if lit == "-0" {
+				return "0", ""
 			}
+			return lit, ""
 		}
 		f, ok := numberOf(raw)
 		if !ok {

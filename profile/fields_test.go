@@ -286,7 +286,8 @@ func TestFieldTimezone(t *testing.T) {
 }
 
 // TestFieldCustomTraits proves the custom trait rules: scalar values only,
-// numbers in shortest form without exponent, key and value limits.
+// integers with every digit as sent, other numbers in shortest form without
+// exponent, key and value limits.
 func TestFieldCustomTraits(t *testing.T) {
 	d := newTestDecoder(t, nil)
 	key120 := strings.Repeat("k", MaxTraitKeyBytes)
@@ -304,6 +305,11 @@ func TestFieldCustomTraits(t *testing.T) {
 		tr("small number no exponent", `"x":1.5e-7`, "trait.x", "0.00000015", ""),
 		tr("large number no exponent", `"x":1e21`, "trait.x", "1000000000000000000000", ""),
 		tr("int64 max exact", `"x":9223372036854775807`, "trait.x", "9223372036854775807", ""),
+		tr("integer beyond 2^53 keeps every digit", `"x":9007199254740993`, "trait.x", "9007199254740993", ""),
+		tr("integer beyond int64 keeps every digit", `"x":12345678901234567890`, "trait.x", "12345678901234567890", ""),
+		tr("negative integer beyond int64 keeps every digit", `"x":-92233720368547758090`, "trait.x", "-92233720368547758090", ""),
+		tr("integer of 512 digits", `"x":`+strings.Repeat("9", 512), "trait.x", strings.Repeat("9", 512), ""),
+		tr("integer of 513 digits dropped", `"x":`+strings.Repeat("9", 513), "trait.x", "", DropTooLong),
 		tr("negative zero", `"x":-0`, "trait.x", "0", ""),
 		tr("true", `"vip":true`, "trait.vip", "true", ""),
 		tr("false", `"vip":false`, "trait.vip", "false", ""),

@@ -34,27 +34,39 @@ func checkDecoded(t *testing.T, value []byte, ev Event, err error) {
 		if !slices.Contains(SkipReasons, ev.SkipReason) {
 			t.Fatalf("ignored with unknown skip reason %q", ev.SkipReason)
 		}
-		if ev.ProfileID != "" || len(ev.Fields) != 0 || len(ev.Dropped) != 0 {
+		if ev.ProfileID != "" || ev.LinkAnonID != "" || len(ev.Fields) != 0 || len(ev.Dropped) != 0 {
 			t.Fatalf("ignored event carries data: %+v", ev)
 		}
-		if (ev.SkipReason == SkipTombstone) != (value == nil) {
-			t.Fatalf("tombstone skip for non-nil value or vice versa")
+		if (ev.SkipReason == SkipTombstone) != (len(value) == 0) {
+			t.Fatalf("tombstone skip for a non-empty value or vice versa")
 		}
 		return
 	}
 	if ev.SkipReason != "" {
 		t.Fatalf("applied event with skip reason %q", ev.SkipReason)
 	}
-	id := ev.ProfileID
-	if id == "" || len(id) > MaxIDBytes+len("anon:") {
-		t.Fatalf("profile id of %d bytes", len(id))
+	checkID(t, "profile id", strings.TrimPrefix(ev.ProfileID, "anon:"))
+	if err := ValidateProfileID(ev.ProfileID); err != nil {
+		t.Fatalf("the readers refuse the profile id %q the decoder made: %v", ev.ProfileID, err)
 	}
-	if strings.ContainsAny(id, "{}") || strings.TrimSpace(id) != id || !utf8.ValidString(id) {
-		t.Fatalf("profile id %q is not usable in a Redis hash tag", id)
+	if ev.LinkAnonID != "" {
+		checkID(t, "linked anonymous id", ev.LinkAnonID)
+		if strings.HasPrefix(ev.ProfileID, "anon:") {
+			t.Fatalf("an anonymous profile %q links %q", ev.ProfileID, ev.LinkAnonID)
+		}
 	}
-	for _, r := range id {
-		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
-			t.Fatalf("profile id %q has a control character", id)
+	if ev.Kind == KindAlias {
+		if ev.LinkAnonID == "" || len(ev.Fields) != 0 || len(ev.Dropped) != 0 {
+			t.Fatalf("alias %+v: it links, and sets and drops no field", ev)
+		}
+	} else if ev.LinkAnonID != "" {
+		f := map[string]string{}
+		for _, fl := range ev.Fields {
+			f[fl.Name] = fl.Value
+		}
+		if f[FieldCustomerID] != ev.ProfileID || f[FieldAnonymousID] != ev.LinkAnonID {
+			t.Fatalf("event links %q to %q but sets customer_id %q, anonymous_id %q",
+				ev.LinkAnonID, ev.ProfileID, f[FieldCustomerID], f[FieldAnonymousID])
 		}
 	}
 	lo, hi := minEventTime.UnixMilli(), testNow.Add(DefaultConfig().MaxClockSkew).UnixMilli()
@@ -95,6 +107,26 @@ func checkDecoded(t *testing.T, value []byte, ev Event, err error) {
 		if !slices.Contains(DropReasons, dr.Reason) || !slices.Contains(DropFields, dr.Field) {
 			t.Fatalf("unknown drop %+v", dr)
 		}
+	}
+}
+
+// checkID asserts the usable-id rules of contract section 2 that hold
+// whatever the configuration.
+func checkID(t *testing.T, what, id string) {
+	t.Helper()
+	if id == "" || len(id) > MaxIDBytes {
+		t.Fatalf("%s of %d bytes", what, len(id))
+	}
+	if strings.ContainsAny(id, "{}") || strings.TrimSpace(id) != id || !utf8.ValidString(id) {
+		t.Fatalf("%s %q is not usable in a Redis hash tag", what, id)
+	}
+	for _, r := range id {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			t.Fatalf("%s %q has a control character", what, id)
+		}
+	}
+	if isZero(id) {
+		t.Fatalf("%s %q reads as zero", what, id)
 	}
 }
 

@@ -43,6 +43,8 @@ func scanEnvelope(value []byte) (env *envelope, exact bool) {
 			env.UserID = raw
 		case "anonymousId":
 			env.AnonymousID = raw
+		case "previousId":
+			env.PreviousID = raw
 		case "messageId":
 			env.MessageID = raw
 		case "timestamp":

@@ -44,7 +44,7 @@ func (e *LinkedError) Is(target error) bool { return target == ErrNotFound }
 // the user's profile read after it is the person's.
 func Read(ctx context.Context, client redis.UniversalClient, prefix, id string) (Found, error) {
 	f := Found{ID: id}
-	if !possibleID(id) {
+	if profile.ValidateProfileID(id) != nil {
 		return f, ErrNotFound
 	}
 	if anon, ok := profile.AnonID(id); ok {

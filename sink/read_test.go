@@ -32,10 +32,29 @@ func TestGet(t *testing.T) {
 		}
 	}
 
-	for _, id := range []string{"nobody", "", "u/1 é}:m", "{u/1 é}", "a\nb", strings.Repeat("x", 300)} {
+	for _, id := range []string{"nobody", "", "anon:", "u/1 é}:m", "{u/1 é}", "a\nb", strings.Repeat("x", 300),
+		strings.Repeat("x", profile.MaxIDBytes+1), "\xff\xfeuser", "anon:\xfe\xffuser", "u/1 \xc3"} {
 		if _, err := sink.Get(ctx, c, prefix, id); !errors.Is(err, sink.ErrNotFound) {
 			t.Errorf("Get(%q) error = %v, want ErrNotFound", id, err)
 		}
+	}
+	for _, id := range []string{strings.Repeat("x", profile.MaxIDBytes), "anon:" + strings.Repeat("x", profile.MaxIDBytes)} {
+		if err := c.HSet(ctx, sink.Key(prefix, id), "web_visits", "1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sink.Get(ctx, c, prefix, id); err != nil {
+			t.Errorf("Get of a %d-byte id: %v", len(id), err)
+		}
+	}
+	// An id that is not valid UTF-8 is never written (the decoder refuses
+	// it rather than repair it); even a hash found under one, written by
+	// some other writer, is not read as a profile.
+	bad := "\xff\xfeuser"
+	if err := c.HSet(ctx, sink.Key(prefix, bad), "web_visits", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sink.Get(ctx, c, prefix, bad); !errors.Is(err, sink.ErrNotFound) {
+		t.Errorf("Get of an id that is not valid UTF-8: %v, want ErrNotFound", err)
 	}
 	// another prefix is another deployment
 	if _, err := sink.Get(ctx, c, prefix+"other:", "u/1 é"); !errors.Is(err, sink.ErrNotFound) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/profiled/profiled/internal/feed"
 	"github.com/profiled/profiled/internal/view"
+	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
 
@@ -112,9 +113,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err != nil {
 			return errors.New("--redis-url: not a valid Redis URL") // never echo the URL: it may hold a password
 		}
+		id := ids[0]
+		if why := profile.ValidateProfileID(id); why != nil {
+			// quoted: such an id may hold bytes a terminal should not get
+			return fmt.Errorf("%w: %q cannot be a profile id: %v", errNotFound, id, why)
+		}
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
-		id := ids[0]
 		found, err := sink.Read(ctx, rdb, *prefix, id)
 		var linked *sink.LinkedError
 		if errors.As(err, &linked) {

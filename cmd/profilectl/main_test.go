@@ -83,6 +83,35 @@ func TestGetUnknownID(t *testing.T) {
 	}
 }
 
+// TestGetImpossibleID proves get applies the decoder's id rules: an id
+// that is not valid UTF-8 (never written: the decoder refuses it rather
+// than repair it) is not found, even where a hash exists under its bytes,
+// and the message quotes it and says why.
+func TestGetImpossibleID(t *testing.T) {
+	mr := miniredis.RunT(t)
+	mr.HSet("profile:{\xff\xfeuser}", "web_visits", "1")
+	mr.HSet("profile:{\ufffd\ufffduser}", "web_visits", "2")
+	getenv := func(k string) string {
+		return map[string]string{"PROFILED_REDIS_URL": "redis://" + mr.Addr() + "/0"}[k]
+	}
+	tests := []struct{ id, want string }{
+		{"\xff\xfeuser", `profile not found: "\xff\xfeuser" cannot be a profile id: not valid UTF-8`},
+		{"anon:\xfe\xff", `profile not found: "anon:\xfe\xff" cannot be a profile id: not valid UTF-8`},
+		{"{u}", `profile not found: "{u}" cannot be a profile id: holds a brace or a control character`},
+		{"a\x1b[2Jb", `profile not found: "a\x1b[2Jb" cannot be a profile id: holds a brace or a control character`},
+	}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		err := run(t.Context(), []string{"get", tc.id}, getenv, nil, &out)
+		if !errors.Is(err, errNotFound) || err.Error() != tc.want {
+			t.Errorf("get %q: %v\nwant %s", tc.id, err, tc.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("get %q printed %q", tc.id, out.String())
+		}
+	}
+}
+
 func TestGetUsage(t *testing.T) {
 	getenv := withProfile(t)
 	for _, args := range [][]string{{"get"}, {"get", "a", "b"}} {

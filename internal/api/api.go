@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/profiled/profiled/internal/view"
+	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
 
@@ -97,7 +98,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	secureHeaders(rec.Header())
 	if h.authorised(r) {
-		h.mux.ServeHTTP(rec, r)
+		var w http.ResponseWriter = rec
+		if _, pattern := h.mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/v1/") {
+			// the mux's own answers (404, 405) are plain text; under /v1/
+			// every error is JSON
+			w = &jsonErrors{ResponseWriter: rec, h: h, r: r}
+		}
+		h.mux.ServeHTTP(w, r)
 	} else {
 		rec.Header().Set("WWW-Authenticate", `Basic realm="profiled", charset="UTF-8"`)
 		h.fail(rec, r, http.StatusUnauthorized, "A valid token is required.")
@@ -129,6 +136,36 @@ func (h *Handler) authorised(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(g[:], h.tokenHash[:]) == 1
 }
 
+// jsonErrors rewrites an error the mux writes itself (http.Error's plain
+// text) as the API's JSON error, keeping its status and headers such as
+// Allow; anything below 400 (a redirect to a cleaned path) passes as it is.
+type jsonErrors struct {
+	http.ResponseWriter
+	h        *Handler
+	r        *http.Request
+	replaced bool
+}
+
+func (j *jsonErrors) WriteHeader(code int) {
+	if code < 400 {
+		j.ResponseWriter.WriteHeader(code)
+		return
+	}
+	j.replaced = true
+	msg := "No such route."
+	if code == http.StatusMethodNotAllowed {
+		msg = "This route does not answer this method; see the Allow header."
+	}
+	j.h.fail(j.ResponseWriter, j.r, code, msg)
+}
+
+func (j *jsonErrors) Write(b []byte) (int, error) {
+	if j.replaced {
+		return len(b), nil // the plain-text body, already replaced
+	}
+	return j.ResponseWriter.Write(b)
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -152,6 +189,12 @@ func secureHeaders(h http.Header) {
 // error response itself when it cannot.
 func (h *Handler) card(w http.ResponseWriter, r *http.Request) (view.Card, bool) {
 	id := r.PathValue("id")
+	if profile.ValidateProfileID(id) != nil {
+		// never written, so never found: an id is not repaired (an id
+		// that is not valid UTF-8 is not the id with U+FFFD in it)
+		h.fail(w, r, http.StatusNotFound, "No profile has this id.")
+		return view.Card{}, false
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
 	found, err := h.lookup(ctx, id)

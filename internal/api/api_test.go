@@ -111,7 +111,14 @@ func newServer(t *testing.T, st *store) (*httptest.Server, *syncBuf) {
 
 func get(t *testing.T, rawURL string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", rawURL, nil)
+	return request(t, "GET", rawURL, header...)
+}
+
+// request sends one request without following redirects and returns the
+// response with its body read.
+func request(t *testing.T, method, rawURL string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,6 +252,79 @@ func TestNotFoundAndStoreErrors(t *testing.T) {
 	st.mu.Unlock()
 	if resp, body := get(t, srv.URL+"/v1/profiles/u", auth...); resp.StatusCode != 503 || strings.Contains(body, "refused") {
 		t.Errorf("store down: %d %s, want 503 without the internal error", resp.StatusCode, body)
+	}
+}
+
+// TestJSONErrorsUnderV1 proves that under /v1/ every error is JSON, the
+// router's own 404 and 405 included; redirects and the page routes keep
+// their form.
+func TestJSONErrorsUnderV1(t *testing.T) {
+	st := &store{profiles: map[string]map[string]string{"u": {"web_visits": "1"}}}
+	srv, _ := newServer(t, st)
+	auth := []string{"Authorization", "Bearer " + token}
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/v1/", 404, ""},
+		{"GET", "/v1/nothing", 404, ""},
+		{"GET", "/v1/profiles", 404, ""},
+		{"GET", "/v1/profiles/", 404, ""},
+		{"GET", "/v1/profiles/u/more", 404, ""},
+		{"POST", "/v1/profiles/u", 405, "GET, HEAD"},
+		{"DELETE", "/v1/profiles/u", 405, "GET, HEAD"},
+		{"GET", "/v1/profiles/nobody", 404, ""},
+	}
+	for _, tc := range tests {
+		resp, body := request(t, tc.method, srv.URL+tc.path, auth...)
+		var e struct{ Error string }
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+			t.Errorf("%s %s: %d %q %q; want %d with a JSON error", tc.method, tc.path, resp.StatusCode,
+				resp.Header.Get("Content-Type"), body, tc.status)
+		}
+		if got := resp.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
+		if resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s: the secure headers are missing", tc.method, tc.path)
+		}
+	}
+	// the mux's redirect to a cleaned path is no error
+	if resp, _ := get(t, srv.URL+"/v1/profiles/x/../u", auth...); resp.StatusCode != http.StatusTemporaryRedirect ||
+		resp.Header.Get("Location") != "/v1/profiles/u" {
+		t.Errorf("cleaned path: %d to %q, want a redirect to /v1/profiles/u", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := get(t, srv.URL+"/nothing", auth...); resp.StatusCode != 404 || resp.Header.Get("Content-Type") == "application/json" {
+		t.Errorf("outside /v1/: %d %s, want a 404 that is not JSON", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestIDsThatAreNotUTF8AreNotFound proves the read API applies the
+// decoder's rule: an id that is not valid UTF-8 is never written, so it is
+// not found, without asking the store; in particular it is not read as the
+// id with U+FFFD in its place.
+func TestIDsThatAreNotUTF8AreNotFound(t *testing.T) {
+	st := &store{profiles: map[string]map[string]string{
+		"\ufffd\ufffduser": {"web_visits": "2"}, "\xff\xfeuser": {"web_visits": "1"},
+	}}
+	srv, _ := newServer(t, st)
+	auth := []string{"Authorization", "Bearer " + token}
+	for _, path := range []string{"/v1/profiles/%FF%FEuser", "/v1/profiles/%FE%FFuser", "/v1/profiles/anon:%C3",
+		"/v1/profiles/%ED%A0%80", "/profiles/%FF%FEuser"} {
+		resp, body := get(t, srv.URL+path, auth...)
+		if resp.StatusCode != 404 || strings.Contains(body, "web_visits") {
+			t.Errorf("GET %s: %d %s, want 404", path, resp.StatusCode, body)
+		}
+		if strings.HasPrefix(path, "/v1/") && resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("GET %s: %s, want JSON", path, resp.Header.Get("Content-Type"))
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.ids) != 0 {
+		t.Errorf("the store was asked for %q", st.ids)
 	}
 }
 
