@@ -1,15 +1,118 @@
 package faults_test
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // The reference model: what the contract (sections 2-5) says every profile
-// holds once every record of the stream was consumed, computed from the
-// generated events alone. It shares no code with the product's decoder or
-// merge, so that the two can disagree.
+// and every link holds once every record of the stream was consumed,
+// computed from the generated events alone. It shares no code with the
+// product's decoder or merge, so that the two can disagree.
+
+// Defaults of PROFILED_MAX_LINKED_IDS and PROFILED_MAX_DEDUPE_IDS: a
+// regular stream stays below both.
+const (
+	maxLinked    = 100
+	maxDedupeIDs = 10000
+)
+
+// linkSet is what the applied records link (contract section 2a).
+type linkSet struct {
+	owner     map[string]string // anonymous id (without "anon:") -> user id
+	conflicts []string          // links of an anonymous id another user owns
+	refused   []string          // links refused by the limit
+}
+
+// learnLinks reads the links from the applied records only: a launch,
+// visit or identify with a usable userId and anonymousId, or an alias with
+// a usable userId and previousId. Skipped and dead-lettered records link
+// nothing. Outside a regular stream the first link in stream order wins,
+// which is one of the outcomes the contract allows.
+func learnLinks(recs []*rec) linkSet {
+	ls := linkSet{owner: map[string]string{}}
+	per := map[string]int{}
+	for _, r := range recs {
+		if r.out != applied || r.ev.user == "" || r.ev.anon == "" {
+			continue
+		}
+		a, u := r.ev.anon, r.ev.user
+		if owner, ok := ls.owner[a]; ok {
+			if owner != u {
+				ls.conflicts = append(ls.conflicts, fmt.Sprintf("anon:%s to %q (seq %d) is owned by %q", a, u, r.seq, owner))
+			}
+			continue
+		}
+		if per[u] >= maxLinked {
+			ls.refused = append(ls.refused, fmt.Sprintf("anon:%s to %q (seq %d)", a, u, r.seq))
+			continue
+		}
+		ls.owner[a] = u
+		per[u]++
+	}
+	return ls
+}
+
+// regular returns why the stream is not regular (contract section 5), or
+// nil: the model's figures are exact only for a regular stream. Every
+// record is consumed within the dedupe window (24 h) of every other, so
+// copies of a messageId always fall within it.
+func regular(recs []*rec) error {
+	ls := learnLinks(recs)
+	var why []string
+	why = append(why, ls.conflicts...)
+	per := map[string]int{}
+	for _, u := range ls.owner {
+		per[u]++
+	}
+	for u, n := range per {
+		if n >= maxLinked {
+			why = append(why, fmt.Sprintf("user %q has %d linked anonymous ids, the limit is %d", u, n, maxLinked))
+		}
+	}
+	for _, r := range ls.refused {
+		why = append(why, "refused by the limit: "+r)
+	}
+	ids := map[string]map[string]bool{}
+	for _, r := range recs {
+		if r.out != applied || r.ev.msgID == "" || r.ev.kind == "alias" {
+			continue
+		}
+		p := person(r.ev, ls.owner)
+		if ids[p] == nil {
+			ids[p] = map[string]bool{}
+		}
+		ids[p][r.ev.msgID] = true
+	}
+	for p, m := range ids {
+		if len(m) > maxDedupeIDs {
+			why = append(why, fmt.Sprintf("%q has %d messageIds, above the dedupe memory of %d", p, len(m), maxDedupeIDs))
+		}
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	slices.Sort(why)
+	if len(why) > 10 {
+		why = append(why[:10], fmt.Sprintf("and %d more", len(why)-10))
+	}
+	return errors.New("stream not regular: " + strings.Join(why, "; "))
+}
+
+// person returns the profile an event counts in: the user an anonymous id
+// is linked to, else the profile id the event names.
+func person(e *event, owner map[string]string) string {
+	if e.user == "" {
+		if u := owner[e.anon]; u != "" {
+			return u
+		}
+	}
+	return e.id
+}
 
 // stamp is a field value with the event time that set it.
 type stamp struct {
@@ -47,25 +150,36 @@ type want struct {
 	first, last      seen
 	launches, visits int
 	msgs             map[string]bool // messageIds of the launches and visits counted
-	events           int             // records applied to it
+	events           int             // records applied to it, its anonymous ids' included
 }
 
-// model folds the applied records of the stream into the expected profiles.
-func model(recs []*rec) map[string]*want {
+// model folds the applied records of the stream into the expected profiles,
+// one per person, and returns them with the links (anonymous id -> user).
+// An event of a linked anonymous id counts in its user's profile exactly as
+// if it carried the user id, wherever it comes in the stream: so it also
+// sets customer_id, and no profile anon:A exists for a linked A. An alias
+// only links: it sets nothing and creates no profile, so a user whose only
+// records are aliases has none unless its anonymous ids had events.
+func model(recs []*rec) (map[string]*want, map[string]string) {
+	links := learnLinks(recs).owner
 	out := map[string]*want{}
 	for _, r := range recs {
-		if r.out != applied {
+		if r.out != applied || r.ev.kind == "alias" {
 			continue
 		}
 		e := r.ev
-		w := out[e.id]
+		id, fields := person(e, links), e.fields
+		if id != e.id {
+			fields = append(slices.Clip(fields), fv{"customer_id", id})
+		}
+		w := out[id]
 		if w == nil {
 			w = &want{fields: map[string]stamp{}, msgs: map[string]bool{}}
-			out[e.id] = w
+			out[id] = w
 		}
 		w.events++
 		// an event that lacks a field never erases it
-		for _, f := range e.fields {
+		for _, f := range fields {
 			s := stamp{f.value, e.ms}
 			if cur, ok := w.fields[f.name]; !ok || s.beats(cur, f.name) {
 				w.fields[f.name] = s
@@ -82,7 +196,8 @@ func model(recs []*rec) map[string]*want {
 			w.last = seen{e.ms, ch}
 		}
 		// every record is processed within the dedupe window (24 h), so a
-		// messageId counts once per profile; records without one always count
+		// messageId counts once per person (under A and under U alike);
+		// records without one always count
 		if e.msgID != "" {
 			if w.msgs[e.msgID] {
 				continue
@@ -95,7 +210,7 @@ func model(recs []*rec) map[string]*want {
 			w.visits++
 		}
 	}
-	return out
+	return out, links
 }
 
 // contractTime is the contract's time format: RFC 3339, UTC, milliseconds.

@@ -61,7 +61,8 @@ type scenario struct {
 	topic, group, dlq string
 	redis             *redisServer
 	st                *stream
-	want              map[string]*want
+	want              map[string]*want  // the model's profiles, one per person
+	links             map[string]string // the model's links: anonymous id -> user
 	fleet             *fleet
 	notes             []string
 	lost, dup         int
@@ -87,13 +88,19 @@ func (su *suite) newScenario(t *testing.T, name string, idx int) *scenario {
 		t.Fatal(err)
 	}
 	s.st = generate(seed, su.n, time.Now())
-	s.want = model(s.st.recs)
+	if err := regular(s.st.recs); err != nil { // the model is exact only for a regular stream
+		t.Fatal(err)
+	}
+	s.want, s.links = model(s.st.recs)
 	if err := produce(ctx, su.broker.addr, s.topic, s.st.recs); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	good, skip, dups, deadBy := s.st.tally()
 	t.Logf("%s: seed %d, %d records (%d applied, %d skipped, %d producer duplicates, dead %v), %d profiles, produced in %s",
 		name, seed, len(s.st.recs), good, skip, dups, deadBy, len(s.want), time.Since(s.start).Round(time.Millisecond))
+	js := s.st.journeys()
+	t.Logf("%s: %d anonymous ids linked to %d users (%d with two journey devices), %d aliases, %d anonymous events of linked ids (%d sent after the link), %d messageIds sent again under the user",
+		name, js.linked, js.users, js.devices2, js.aliases, js.anonymous, js.late, js.across)
 	// the stream the issue asks for: 2% duplicates, 1% of every reason
 	if n := len(s.st.recs); n >= 100000 {
 		if dups*50 < n {
@@ -271,6 +278,7 @@ func (s *scenario) check(label string) {
 		}
 	}
 	lost, dup := s.checkProfiles(label)
+	s.checkLinks(label)
 	lostDead := s.checkDeadLetters(label)
 	s.lost += lost + lostDead
 	s.dup += dup
@@ -280,7 +288,11 @@ var timeFormat = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 // checkProfiles reads every profile as analysts do (SCAN MATCH profile:{*,
 // keys ending in "}") and compares it with the model, all fields and both
-// counters; created_at and updated_at for format and order only.
+// counters; created_at and updated_at for format and order only. A linked
+// anonymous id must have no profile of its own: its events belong to its
+// user. Counts are judged per person: what the user's profile lacks is
+// lost; what the user's profile and the anonymous profiles that should be
+// gone hold together beyond the model is double-counted.
 func (s *scenario) checkProfiles(label string) (lost, dup int) {
 	s.t.Helper()
 	rdb := s.redis.client()
@@ -298,20 +310,38 @@ func (s *scenario) checkProfiles(label string) (lost, dup int) {
 			problems = append(problems, "…")
 		}
 	}
+	counters := func(h map[string]string) (launches, visits int) {
+		launches, _ = strconv.Atoi(h["app_launches"])
+		visits, _ = strconv.Atoi(h["web_visits"])
+		return launches, visits
+	}
+	linked := map[string][]string{} // user -> profile ids of its anonymous ids
+	for a, u := range s.links {
+		linked[u] = append(linked[u], "anon:"+a)
+	}
 	mismatched := 0
 	for _, id := range sortedKeys(s.want) {
 		w := s.want[id]
+		var staleL, staleV int
+		for _, aid := range linked[id] {
+			if h, ok := got[aid]; ok {
+				l, v := counters(h)
+				staleL, staleV = staleL+l, staleV+v
+				mismatched++
+				report("profile %q should be gone: its id is linked to %q (it holds %d launches, %d visits)", aid, id, l, v)
+			}
+		}
 		h, ok := got[id]
 		if !ok {
 			lost += w.events
+			dup += max(staleL-w.launches, 0) + max(staleV-w.visits, 0)
 			mismatched++
 			report("profile %q missing (%d events)", id, w.events)
 			continue
 		}
-		l, _ := strconv.Atoi(h["app_launches"])
-		v, _ := strconv.Atoi(h["web_visits"])
+		l, v := counters(h)
 		lost += max(w.launches-l, 0) + max(w.visits-v, 0)
-		dup += max(l-w.launches, 0) + max(v-w.visits, 0)
+		dup += max(l+staleL-w.launches, 0) + max(v+staleV-w.visits, 0)
 		c, u := h["created_at"], h["updated_at"]
 		if !timeFormat.MatchString(c) || !timeFormat.MatchString(u) || c > u {
 			report("profile %q: created_at %q, updated_at %q", id, c, u)
@@ -342,11 +372,20 @@ func (s *scenario) checkProfiles(label string) (lost, dup int) {
 		}
 	}
 	for _, id := range sortedKeys(got) {
-		if _, ok := s.want[id]; !ok {
-			l, _ := strconv.Atoi(got[id]["app_launches"])
-			v, _ := strconv.Atoi(got[id]["web_visits"])
-			dup += l + v
-			mismatched++
+		if _, ok := s.want[id]; ok {
+			continue
+		}
+		a, anon := strings.CutPrefix(id, "anon:")
+		u := s.links[a]
+		if anon && s.want[u] != nil {
+			continue // judged with its user above
+		}
+		l, v := counters(got[id])
+		dup += l + v
+		mismatched++
+		if anon && u != "" {
+			report("profile %q should not exist: linked to %q, which has no events: %v", id, u, got[id])
+		} else {
 			report("profile %q should not exist: %v", id, got[id])
 		}
 	}
@@ -355,6 +394,58 @@ func (s *scenario) checkProfiles(label string) (lost, dup int) {
 			label, mismatched, len(s.want), len(got), strings.Join(problems, "\n  "))
 	}
 	return lost, dup
+}
+
+// checkLinks reads the link data as analysts do: profile:{anon:A}:link, a
+// string holding the user id, in A's slot; profile:{U}:links, a hash whose
+// fields are U's anonymous ids (without "anon:"), each "f" once the link is
+// complete, in U's slot. At the end of a scenario every link the model
+// knows is complete, and no other link exists.
+func (s *scenario) checkLinks(label string) {
+	s.t.Helper()
+	rdb := s.redis.client()
+	defer rdb.Close()
+	owner, of, err := readLinks(rdb)
+	if err != nil {
+		s.t.Errorf("%s: read links: %v", label, err)
+		return
+	}
+	var problems []string
+	for _, a := range sortedKeys(s.links) {
+		u := s.links[a]
+		switch got, ok := owner["anon:"+a]; {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("profile:{anon:%s}:link missing, want %q", a, u))
+		case got != u:
+			problems = append(problems, fmt.Sprintf("profile:{anon:%s}:link = %q, want %q", a, got, u))
+		}
+		switch got, ok := of[u][a]; {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("profile:{%s}:links has no field %q", u, a))
+		case got != "f":
+			problems = append(problems, fmt.Sprintf("profile:{%s}:links field %q = %q, want \"f\" (complete)", u, a, got))
+		}
+	}
+	for _, x := range sortedKeys(owner) {
+		if a, ok := strings.CutPrefix(x, "anon:"); !ok || s.links[a] == "" {
+			problems = append(problems, fmt.Sprintf("profile:{%s}:link = %q should not exist", x, owner[x]))
+		}
+	}
+	for _, u := range sortedKeys(of) {
+		for _, a := range sortedKeys(of[u]) {
+			if s.links[a] != u {
+				problems = append(problems, fmt.Sprintf("profile:{%s}:links field %q = %q should not exist", u, a, of[u][a]))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		n := len(problems)
+		if n > 12 {
+			problems = append(problems[:12], "…")
+		}
+		s.t.Errorf("%s: %d problems with the links (%d expected, %d stored):\n  %s",
+			label, n, len(s.links), len(owner), strings.Join(problems, "\n  "))
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -398,6 +489,71 @@ func readProfiles(rdb *redis.Client) (map[string]map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// readLinks returns every profile:{X}:link (X -> its value; X is anon:A
+// when right) and every profile:{U}:links (U -> its fields). A key of the
+// wrong type shows as a value naming the error, so that it is reported as
+// a mismatch.
+func readLinks(rdb *redis.Client) (owner map[string]string, of map[string]map[string]string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	scan := func(match string) ([]string, error) {
+		var keys []string
+		iter := rdb.Scan(ctx, 0, match, 2000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		return keys, iter.Err()
+	}
+	owner, of = map[string]string{}, map[string]map[string]string{}
+	one, err := scan("profile:{*}:link")
+	if err != nil {
+		return nil, nil, err
+	}
+	for len(one) > 0 {
+		chunk := one[:min(len(one), 1000)]
+		one = one[len(chunk):]
+		cmds := make([]*redis.StringCmd, len(chunk))
+		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range chunk {
+				cmds[i] = p.Get(ctx, k)
+			}
+			return nil
+		})
+		for i, k := range chunk {
+			x := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:link")
+			v, err := cmds[i].Result()
+			if err != nil {
+				v = "<" + err.Error() + ">"
+			}
+			owner[x] = v
+		}
+	}
+	many, err := scan("profile:{*}:links")
+	if err != nil {
+		return nil, nil, err
+	}
+	for len(many) > 0 {
+		chunk := many[:min(len(many), 1000)]
+		many = many[len(chunk):]
+		cmds := make([]*redis.MapStringStringCmd, len(chunk))
+		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range chunk {
+				cmds[i] = p.HGetAll(ctx, k)
+			}
+			return nil
+		})
+		for i, k := range chunk {
+			u := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:links")
+			h, err := cmds[i].Result()
+			if err != nil {
+				h = map[string]string{"<" + err.Error() + ">": ""}
+			}
+			of[u] = h
+		}
+	}
+	return owner, of, ctx.Err()
 }
 
 // checkDeadLetters reads the dead-letter topic: every rejected record must

@@ -21,7 +21,7 @@ import (
 type outcome uint8
 
 const (
-	applied outcome = iota + 1 // a launch, visit or identify that reaches its profile
+	applied outcome = iota + 1 // a launch, visit, identify or alias that passes every check
 	skipped                    // an ignored kind or a tombstone: no effect, committed
 	dead                       // rejected: in the dead-letter topic with its reason
 )
@@ -49,6 +49,10 @@ type rec struct {
 	ev     *event // applied: what the record does to its profile
 
 	dup bool // a producer duplicate of an earlier record
+	// identity journeys: an anonymous event held back until after the
+	// link of its anonymous id, and a messageId copy of an anonymous event
+	// sent again under the user id after the link
+	late, across bool
 
 	// where the broker put it
 	partition int32
@@ -57,8 +61,10 @@ type rec struct {
 
 // event is an accepted record as the contract reads it.
 type event struct {
-	id     string // profile id
-	kind   string // "app", "web" or "identify"
+	id     string // profile id the record names: user, else "anon:" + anonymous id
+	user   string // usable userId, "" when none
+	anon   string // usable anonymousId (an alias: its previousId), "" when none
+	kind   string // "app", "web", "identify" or "alias"
 	ms     int64  // event time, Unix milliseconds
 	msgID  string // "" when the record has none
 	fields []fv   // stored fields it sets ("coordinates" is the lat,lon pair)
@@ -83,28 +89,43 @@ type generator struct {
 	users int
 	s     *stream
 
-	msgsOf map[string]map[string]bool // profile -> messageIds of its records
-	counts []msgRef                   // launches and visits that carry a messageId
+	msgN     int                     // messageIds made so far
+	msgsOf   map[int]map[string]bool // person -> messageIds of its records
+	counts   []msgRef                // launches and visits that carry a messageId
+	journeys map[int]*journey        // the users who start anonymous, once picked
+	held     []*heldEvent            // anonymous events that arrive after their link
 }
 
-type msgRef struct{ id, msgID string }
+// msgRef is a counted messageId and the person (user number) it belongs to.
+type msgRef struct {
+	u     int
+	msgID string
+}
 
 // generate returns n records: launches, visits and identifies over users
 // (a few of them hot), with out-of-order and equal event times, 2.5%
 // producer duplicates, 8% ignored kinds, a few tombstones, 1.1% of each
-// rejection reason, and a burst of oversized records.
+// rejection reason, and a burst of oversized records. A third of the users
+// start anonymous and are linked later (journeys, see journey); some
+// anonymous events of a linked id arrive after the link. The stream is
+// regular (contract section 5): no anonymous id is linked to two users, no
+// user comes near the linked-id limit.
 func generate(seed uint64, n int, now time.Time) *stream {
 	g := &generator{
 		rng: rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1)), seed: seed, now: now,
 		span: 20 * 24 * time.Hour, users: n / 8,
-		s:      &stream{seed: seed, never: map[string]bool{}},
-		msgsOf: map[string]map[string]bool{},
+		s:        &stream{seed: seed, never: map[string]bool{}},
+		msgsOf:   map[int]map[string]bool{},
+		journeys: map[int]*journey{},
 	}
 	g.base = now.Add(-21 * 24 * time.Hour).Truncate(time.Second)
 	burst := n / 3
 	for len(g.s.recs) < n {
 		if len(g.s.recs) == burst {
 			g.burst()
+		}
+		if len(g.held) > 0 && g.rng.IntN(25) == 0 && g.release() {
+			continue
 		}
 		switch r := g.rng.IntN(1000); {
 		case r < 55: // 1.1% each, so that no reason falls below 1% by chance
@@ -221,9 +242,30 @@ func (g *generator) junkID(forUser bool) any {
 	return xs[g.rng.IntN(len(xs))]
 }
 
-// identity writes the user's ids into m and returns the profile id and the
-// identity fields the event sets.
-func (g *generator) identity(u int, m map[string]any) (string, []fv) {
+// userID returns user u's id as the contract reads it and as a sender
+// writes it: numeric ids as a JSON integer or a string, others now and
+// then padded.
+func (g *generator) userID(u int) (string, any) {
+	if u%11 == 0 {
+		id := strconv.Itoa(100000 + u)
+		if g.rng.IntN(2) == 0 {
+			return id, json.Number(id)
+		}
+		return id, id
+	}
+	id := fmt.Sprintf("u-%d", u)
+	return id, g.pad(id)
+}
+
+// visitorAnon returns the anonymous id of a visitor who never signs in:
+// records that must link nothing name one, so that a wrong link shows.
+func (g *generator) visitorAnon() string {
+	return fmt.Sprintf("a-%d", 7*(1+g.rng.IntN(max(g.users/7, 1))))
+}
+
+// identity writes the user's ids into m and fills the event's ids and the
+// identity fields it sets.
+func (g *generator) identity(u int, m map[string]any, ev *event) {
 	if u%7 == 0 { // an anonymous visitor; any userId it sends is unusable
 		a := fmt.Sprintf("a-%d", u)
 		m["anonymousId"] = g.pad(a)
@@ -233,83 +275,105 @@ func (g *generator) identity(u int, m map[string]any) (string, []fv) {
 		case 1:
 			m["userId"] = "anon:" + a
 		}
-		return "anon:" + a, []fv{{"anonymous_id", a}}
+		ev.id, ev.anon, ev.fields = "anon:"+a, a, []fv{{"anonymous_id", a}}
+		return
 	}
-	var id string
-	if u%11 == 0 { // a numeric user id, as a JSON integer or a string
-		id = strconv.Itoa(100000 + u)
-		if g.rng.IntN(2) == 0 {
-			m["userId"] = json.Number(id)
-		} else {
-			m["userId"] = id
-		}
-	} else {
-		id = fmt.Sprintf("u-%d", u)
-		m["userId"] = g.pad(id)
-	}
-	fields := []fv{{"customer_id", id}}
+	id, sent := g.userID(u)
+	m["userId"] = sent
+	ev.id, ev.user, ev.fields = id, id, []fv{{"customer_id", id}}
 	switch g.rng.IntN(4) {
-	case 0:
+	case 0: // a device id: the event links it to the user
 		a := fmt.Sprintf("d-%d-%d", u, g.rng.IntN(3))
 		m["anonymousId"] = g.pad(a)
-		fields = append(fields, fv{"anonymous_id", a})
+		ev.anon = a
+		ev.fields = append(ev.fields, fv{"anonymous_id", a})
 	case 1:
 		m["anonymousId"] = g.junkID(false)
 	}
-	return id, fields
+}
+
+// kind writes a launch, visit or identify into m and returns its kind.
+func (g *generator) kind(m map[string]any) string {
+	switch r := g.rng.IntN(100); {
+	case r < 55:
+		m["type"], m["event"] = "track", g.pick("Application Opened", "App Launched")
+		return "app"
+	case r < 85:
+		m["type"], m["name"] = "page", g.pick("Home", "Pricing", "Docs")
+		return "web"
+	}
+	m["type"] = "identify"
+	return "identify"
 }
 
 // good adds a launch, visit or identify and what it sets.
 func (g *generator) good() {
-	u := g.user()
-	m := map[string]any{}
-	ev := &event{}
-	switch r := g.rng.IntN(100); {
-	case r < 55:
-		ev.kind = "app"
-		m["type"], m["event"] = "track", g.pick("Application Opened", "App Launched")
-	case r < 85:
-		ev.kind = "web"
-		m["type"], m["name"] = "page", g.pick("Home", "Pricing", "Docs")
-	default:
-		ev.kind = "identify"
-		m["type"] = "identify"
+	if g.rng.IntN(300) == 0 {
+		g.aliasOnly()
+		return
 	}
-	id, fields := g.identity(u, m)
-	ev.id, ev.fields = id, fields
+	u := g.user()
+	if j := g.journeyOf(u); j != nil {
+		j.step(g)
+		return
+	}
+	m := map[string]any{}
+	ev := &event{kind: g.kind(m)}
+	g.identity(u, m, ev)
+	g.add(g.finish(u, m, ev))
+}
+
+// finish gives an event of person u (a user number) its time, messageId,
+// location, timezone and traits, and returns its record, keyed as
+// RudderStack keys it: by userId, else anonymousId.
+func (g *generator) finish(u int, m map[string]any, ev *event) *rec {
 	t := g.eventTime(u)
 	ev.ms = t.UnixMilli()
 	ts := g.placeTime(m, t)
 
-	used := g.msgsOf[id]
+	used := g.msgsOf[u]
 	if used == nil {
 		used = map[string]bool{}
-		g.msgsOf[id] = used
+		g.msgsOf[u] = used
 	}
 	withMsg := g.rng.IntN(100) >= 8 // without one, every record counts
 	if withMsg && ev.kind != "identify" && len(g.counts) > 0 && g.rng.IntN(50) == 0 {
-		// a messageId another profile used: dedupe is per profile
+		// a messageId another person used: dedupe is per person
 		ref := g.counts[g.rng.IntN(len(g.counts))]
-		if ref.id != id && !used[ref.msgID] {
+		if ref.u != u && !used[ref.msgID] {
 			ev.msgID = ref.msgID
 		}
 	}
 	if withMsg && ev.msgID == "" {
-		ev.msgID = fmt.Sprintf("m-%x-%d", g.seed, len(g.s.recs))
+		ev.msgID = g.newMsgID()
 	}
 	if ev.msgID != "" {
 		m["messageId"] = ev.msgID
 		used[ev.msgID] = true
 		if ev.kind != "identify" {
-			g.counts = append(g.counts, msgRef{id, ev.msgID})
+			g.counts = append(g.counts, msgRef{u, ev.msgID})
 		}
 	}
 	ev.fields = append(ev.fields, g.fields(u, ev.kind, m)...)
-	key := []byte(id)
-	if g.rng.IntN(10) == 0 { // identity comes from the value, never the key
-		key = []byte(fmt.Sprintf("k-%d", g.rng.IntN(1000)))
+	return &rec{key: g.key(ev), value: marshal(m), ts: ts, out: applied, ev: ev}
+}
+
+func (g *generator) newMsgID() string {
+	g.msgN++
+	return fmt.Sprintf("m-%x-%d", g.seed, g.msgN)
+}
+
+// key is the record key RudderStack gives an event: its userId, else its
+// anonymousId; now and then another, since identity comes from the value,
+// never the key.
+func (g *generator) key(ev *event) []byte {
+	if g.rng.IntN(10) == 0 {
+		return []byte(fmt.Sprintf("k-%d", g.rng.IntN(1000)))
 	}
-	g.add(&rec{key: key, value: marshal(m), ts: ts, out: applied, ev: ev})
+	if ev.user != "" {
+		return []byte(ev.user)
+	}
+	return []byte(ev.anon)
 }
 
 // trait is one candidate trait value: raw as sent, and the stored value
@@ -528,8 +592,8 @@ func (g *generator) ignored() {
 		m = map[string]any{"type": "screen", "name": "Home"}
 	case 4:
 		m = map[string]any{"type": "group", "groupId": "g-1"}
-	case 5:
-		m = map[string]any{"type": "alias", "previousId": "old"}
+	case 5: // type is case-sensitive, as TRACK and Page show: not an alias
+		m = map[string]any{"type": "Alias", "previousId": g.visitorAnon()}
 	case 6:
 		m = map[string]any{"type": "TRACK", "event": "Application Opened"}
 	case 7:
@@ -544,6 +608,8 @@ func (g *generator) ignored() {
 		m["userId"] = g.junkID(true)
 	case 1:
 		m["anonymousId"] = id
+	case 2: // both ids: a skipped kind links nothing
+		m["userId"], m["anonymousId"] = id, g.visitorAnon()
 	default:
 		m["userId"] = id
 	}
@@ -560,11 +626,22 @@ func (g *generator) ignored() {
 	g.add(&rec{key: []byte(id), value: marshal(m), ts: g.now, out: skipped})
 }
 
-// bad adds a record the contract rejects for reason.
+// bad adds a record the contract rejects for reason. Now and then it
+// carries a visitor's anonymous id beside its user id (or is an alias of
+// one): a rejected record links nothing, so a wrong link shows.
 func (g *generator) bad(reason string) {
 	id := fmt.Sprintf("bad-%d", len(g.s.recs))
-	m := map[string]any{"type": g.pick("track", "page", "identify"), "event": "Application Opened", "userId": id,
+	m := map[string]any{"type": g.pick("track", "page", "identify", "alias"), "event": "Application Opened", "userId": id,
 		"messageId": "bad-msg-" + id, "timestamp": g.timeText(g.eventTime(1))}
+	if m["type"] == "alias" {
+		m["previousId"] = g.visitorAnon()
+		if reason == reasonMissingIdentity {
+			g.badAlias(id, m)
+			return
+		}
+	} else if g.rng.IntN(3) == 0 && reason != reasonMissingIdentity {
+		m["anonymousId"] = g.visitorAnon()
+	}
 	ts := g.now
 	var value []byte
 	switch reason {
@@ -643,6 +720,27 @@ func (g *generator) bad(reason string) {
 		value = marshal(m)
 	}
 	g.add(&rec{key: []byte(id), value: value, ts: ts, out: dead, reason: reason})
+}
+
+// badAlias adds an alias without a usable userId or previousId: rejected
+// as missing_identity, whatever its anonymousId and its time.
+func (g *generator) badAlias(id string, m map[string]any) {
+	switch g.rng.IntN(4) {
+	case 0:
+		m["previousId"] = g.junkID(false)
+	case 1:
+		delete(m, "previousId")
+		m["anonymousId"] = g.visitorAnon() // not a previousId
+	case 2:
+		m["userId"] = g.junkID(true)
+	default:
+		delete(m, "userId")
+		m["anonymousId"] = g.visitorAnon()
+	}
+	if g.rng.IntN(5) == 0 { // identity is checked before time
+		m["timestamp"] = "not a time"
+	}
+	g.add(&rec{key: []byte(id), value: marshal(m), ts: g.now, out: dead, reason: reasonMissingIdentity})
 }
 
 // burst adds 40 oversized records in a row to one partition, as a
