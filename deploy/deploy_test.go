@@ -588,3 +588,22 @@ func keys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestChartUpgradeStrategy: Recreate stops every old pod before a new one
+// starts, for the upgrade to identity stitching (README, "Upgrading");
+// the default rolls one pod at a time.
+func TestChartUpgradeStrategy(t *testing.T) {
+	for _, c := range []struct{ value, want string }{{"", "RollingUpdate"}, {"Recreate", "Recreate"}} {
+		args := []string{"--set", "kafka.brokers={kafka:9092}", "--set", "redis.url=redis://redis:6379/0"}
+		if c.value != "" {
+			args = append(args, "--set", "upgradeStrategy="+c.value)
+		}
+		d := parseManifests(t, renderHelm(t, args...)).one(t, "Deployment")
+		if got, _ := dig(d, "spec", "strategy", "type"); got != c.want {
+			t.Errorf("upgradeStrategy=%q: strategy %v, want %s", c.value, got, c.want)
+		}
+		if _, ok := dig(d, "spec", "strategy", "rollingUpdate"); ok != (c.want == "RollingUpdate") {
+			t.Errorf("upgradeStrategy=%q: rollingUpdate present %v", c.value, ok)
+		}
+	}
+}

@@ -582,3 +582,42 @@ func diffProfiles(want, got map[string]map[string]string) string {
 	sort.Strings(out)
 	return strings.Join(out, "; ")
 }
+
+// TestLinkMemory measures what a link keeps for good (contract section 6:
+// the memory per link is documented): the anonymous id's link key, its
+// entry in the user's links hash, and its watermark in the user's meta
+// hash, per log it had records on. MEMORY USAGE is Redis' own measure;
+// miniredis has none.
+func TestLinkMemory(t *testing.T) {
+	c, prefix, real := redisForTest(t)
+	if !real {
+		t.Skip("needs a real Redis for MEMORY USAGE")
+	}
+	ctx := context.Background()
+	s := newSink(c, prefix, sink.Config{})
+	usage := func(k string) int64 {
+		n, err := c.MemoryUsage(ctx, k).Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const n = 100
+	user := "user-7f3c9a2e" // ids of a realistic length
+	applyRecs(t, s, lrec{userEv(profile.KindAppLaunch, user, "", base, "u0"), "topic-id-0123456789abcdef:3", 0})
+	metaBefore := usage(sink.Key(prefix, user) + ":m")
+	var linkKeys int64
+	for i := range n {
+		a := fmt.Sprintf("9b2d41e0-5c1a-4a55-8f1e-%012d", i) // a UUID, as SDKs make them
+		applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, a, base, "v"+a), "topic-id-0123456789abcdef:7", int64(i)})
+		applyRecs(t, s, lrec{userEv(profile.KindIdentify, user, a, base+1, "i"+a), "topic-id-0123456789abcdef:3", int64(i + 1)})
+		linkKeys += usage(sink.LinkKey(prefix, a))
+	}
+	links := usage(sink.LinksKey(prefix, user))
+	meta := usage(sink.Key(prefix, user)+":m") - metaBefore
+	per := (linkKeys + links + meta) / n
+	t.Logf("memory per link: %d bytes (link key %d, links hash entry %d, watermark %d per log)", per, linkKeys/n, links/n, meta/n)
+	if per > 512 {
+		t.Errorf("a link keeps %d bytes, more than the 512 the README promises", per)
+	}
+}
