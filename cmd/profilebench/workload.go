@@ -19,6 +19,14 @@ type workload struct {
 // 70% app launches, 25% web visits, 5% identify with traits, 1% malformed,
 // 2% producer duplicates (the same record again), event times shuffled
 // within ±10 minutes.
+//
+// Identity journeys: a third of the users start anonymous. Their events
+// before their sign-up point (a fixed fraction of the stream, per user)
+// carry only their anonymous id "a<u>"; from the sign-up point on they
+// carry both ids (the first of them links the two), except 5% that still
+// carry only the anonymous id: late anonymous events, after the link. The
+// other users carry their user id and their device's anonymous id "d<u>"
+// from their first event (so one link each, made at once).
 func (w workload) generate() [][]byte {
 	rng := rand.New(rand.NewSource(w.seed))
 	zipf := rand.NewZipf(rng, 1.1, 1, uint64(w.users-1))
@@ -40,7 +48,7 @@ func (w workload) generate() [][]byte {
 		at := w.base.Add(time.Duration(i) * step).Add(time.Duration(rng.Int63n(int64(20*time.Minute))) - 10*time.Minute)
 		ev := map[string]any{
 			"userId":      fmt.Sprintf("u%d", u),
-			"anonymousId": fmt.Sprintf("d%d", u%7919),
+			"anonymousId": fmt.Sprintf("d%d", u),
 			"messageId":   fmt.Sprintf("m-%d-%d", w.seed, i),
 			"timestamp":   at.UTC().Format(time.RFC3339Nano),
 			"context": map[string]any{
@@ -64,6 +72,17 @@ func (w workload) generate() [][]byte {
 				"customerType": types[rng.Intn(len(types))],
 				"plan":         "annual",
 				"score":        rng.Intn(1000),
+			}
+		}
+		if u%3 == 0 {
+			ev["anonymousId"] = fmt.Sprintf("a%d", u)
+			signup := int(u*2654435761%1000) * w.events / 1000
+			if len(out) < signup || rng.Intn(100) < 5 {
+				delete(ev, "userId") // anonymous: before the sign-up, or late
+				delete(ev, "traits")
+				if ev["type"] == "identify" {
+					ev["type"] = "page"
+				}
 			}
 		}
 		b, _ := json.Marshal(ev)
