@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,14 +263,14 @@ func TestLinkCrashBetweenEverySteps(t *testing.T) {
 	for step := 1; step <= 4; step++ {
 		for _, mids := range []bool{true, false} { // without messageIds, only the link state guards the fold
 			t.Run(fmt.Sprintf("after step %d, messageIds %v", step, mids), func(t *testing.T) {
-				crashBetweenSteps(t, step, mids)
+				c, prefix, _ := redisForTest(t)
+				crashBetweenSteps(t, c, prefix, step, mids)
 			})
 		}
 	}
 }
 
-func crashBetweenSteps(t *testing.T, step int, mids bool) {
-	c, prefix, _ := redisForTest(t)
+func crashBetweenSteps(t *testing.T, c redis.UniversalClient, prefix string, step int, mids bool) {
 	s := newSink(c, prefix, sink.Config{})
 	mid := func(m string) string {
 		if mids {
@@ -445,7 +447,26 @@ func reference(t *testing.T, c redis.UniversalClient, prefix string, evs []profi
 func profiles(t *testing.T, c redis.UniversalClient, prefix string) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
-	keys, err := c.Keys(context.Background(), prefix+"profile:{*").Result()
+	var keys []string
+	var mu sync.Mutex
+	scan := func(ctx context.Context, n *redis.Client) error {
+		iter := n.Scan(ctx, 0, prefix+"profile:{*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	switch cc := c.(type) {
+	case *redis.ClusterClient: // every master's keys, as analysts would scan them
+		err = cc.ForEachMaster(context.Background(), scan)
+	case *redis.Client:
+		err = scan(context.Background(), cc)
+	default:
+		t.Fatalf("client %T", c)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,6 +561,42 @@ func TestLinkResultDependsOnlyOnTheSetOfEvents(t *testing.T) {
 	if testing.Short() {
 		seeds = 15
 	}
+	semilattice(t, c, prefix, seeds)
+}
+
+// On a real Redis Cluster (deploy/redis-cluster.sh) the anonymous ids and
+// their users are in different slots of different masters: the same
+// property holds, and so does every step's crash safety.
+func TestLinkOnRedisCluster(t *testing.T) {
+	addrs := os.Getenv("PROFILED_TEST_REDIS_CLUSTER_ADDRS")
+	if addrs == "" || testing.Short() {
+		t.Skip("PROFILED_TEST_REDIS_CLUSTER_ADDRS names no Redis Cluster")
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
+	t.Cleanup(func() { c.Close() })
+	prefix := fmt.Sprintf("test-cluster-%d:", rand.Int64())
+	ctx := context.Background()
+	slots := map[int64]bool{}
+	for _, k := range []string{sink.Key(prefix, "u1"), sink.Key(prefix, "anon:a1"), sink.Key(prefix, "anon:a3")} {
+		n, err := c.ClusterKeySlot(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots[n] = true
+	}
+	if len(slots) < 2 {
+		t.Fatalf("the test ids share a slot: no cross-slot link to test")
+	}
+	semilattice(t, c, prefix, 20)
+	for step := 1; step <= 4; step++ {
+		for _, mids := range []bool{true, false} {
+			crashBetweenSteps(t, c, fmt.Sprintf("%scrash%d%v:", prefix, step, mids), step, mids)
+		}
+	}
+}
+
+func semilattice(t *testing.T, c redis.UniversalClient, prefix string, seeds int) {
+	t.Helper()
 	for seed := range seeds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
 		evs := journeyStream(rng)

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Throw-away Redis Cluster for tests: 3 masters and 3 replicas from Debian's
+# redis-server (cluster-enabled yes), created with redis-cli --cluster create.
+#
+#   deploy/redis-cluster.sh start    start it, wait for cluster_state:ok, print
+#                                    REDIS_CLUSTER_ADDRS=127.0.0.1:P1,...
+#   deploy/redis-cluster.sh stop     stop the nodes started by `start`
+#   deploy/redis-cluster.sh status   report the nodes and the cluster state
+#
+# Environment:
+#   PROFILED_CACHE              cache dir (default $HOME/.cache/profiled); holds
+#                               redis-cluster.current, the running data dir
+#   REDIS_CLUSTER_PORT          first port (default 17100); the nodes take
+#                               6 consecutive ports
+#   REDIS_CLUSTER_DATA_DIR      data dir for `start` (default: mktemp -d);
+#                               for stop/status: which cluster (default: the
+#                               one recorded in redis-cluster.current)
+#   REDIS_CLUSTER_APPENDFSYNC   appendfsync of the nodes' AOF (default always)
+#   REDIS_START_TIMEOUT         seconds to wait (default 30)
+set -euo pipefail
+
+CACHE_DIR="${PROFILED_CACHE:-$HOME/.cache/profiled}"
+CURRENT_FILE="$CACHE_DIR/redis-cluster.current"
+BASE_PORT="${REDIS_CLUSTER_PORT:-17100}"
+NODES=6
+TIMEOUT="${REDIS_START_TIMEOUT:-30}"
+
+log() { echo "redis-cluster.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+ensure_installed() {
+    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+        return 0
+    fi
+    [[ "$(id -u)" == 0 ]] || die "redis-server is not installed (install the redis-server and redis-tools packages)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends redis-server redis-tools >&2
+}
+
+data_dir() {
+    if [[ -n "${REDIS_CLUSTER_DATA_DIR:-}" ]]; then
+        echo "$REDIS_CLUSTER_DATA_DIR"
+    elif [[ -f "$CURRENT_FILE" ]]; then
+        cat "$CURRENT_FILE"
+    fi
+}
+
+ports_of() { # the ports recorded in a data dir
+    local dir="$1"
+    cat "$dir/ports" 2>/dev/null
+}
+
+start() {
+    ensure_installed
+    local dir="${REDIS_CLUSTER_DATA_DIR:-}"
+    [[ -n "$dir" ]] || dir="$(mktemp -d -t profiled-redis-cluster.XXXXXX)"
+    mkdir -p "$dir" "$CACHE_DIR"
+    local ports=() addrs=()
+    for ((i = 0; i < NODES; i++)); do
+        local port=$((BASE_PORT + i))
+        if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+            die "port 127.0.0.1:$port is already in use (set REDIS_CLUSTER_PORT)"
+        fi
+        ports+=("$port")
+        addrs+=("127.0.0.1:$port")
+    done
+    echo "${ports[*]}" >"$dir/ports"
+    echo "$dir" >"$CURRENT_FILE"
+    for port in "${ports[@]}"; do
+        mkdir -p "$dir/$port"
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/$port" \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+            --appendonly yes --appendfsync "${REDIS_CLUSTER_APPENDFSYNC:-always}" --save '' \
+            --maxmemory-policy noeviction \
+            --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" >/dev/null
+    done
+    local deadline=$((SECONDS + TIMEOUT))
+    for port in "${ports[@]}"; do
+        until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do
+            ((SECONDS < deadline)) || die "node $port did not answer PING within ${TIMEOUT}s"
+            sleep 0.1
+        done
+    done
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
+        { cat "$dir/create.log" >&2; die "redis-cli --cluster create failed"; }
+    for port in "${ports[@]}"; do
+        until redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; do
+            ((SECONDS < deadline)) || die "node $port did not reach cluster_state:ok within ${TIMEOUT}s"
+            sleep 0.2
+        done
+    done
+    log "cluster ready on ${addrs[*]}, data dir $dir"
+    local IFS=,
+    echo "REDIS_CLUSTER_ADDRS=${addrs[*]}"
+}
+
+stop() {
+    local dir
+    dir="$(data_dir)"
+    [[ -n "$dir" && -d "$dir" ]] || { log "no cluster recorded"; return 0; }
+    for port in $(ports_of "$dir"); do
+        local pidfile="$dir/$port/redis.pid"
+        [[ -f "$pidfile" ]] || continue
+        local pid
+        pid="$(cat "$pidfile")"
+        if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$port"; then
+            kill "$pid"
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        fi
+    done
+    rm -rf "$dir"
+    [[ "$(cat "$CURRENT_FILE" 2>/dev/null)" != "$dir" ]] || rm -f "$CURRENT_FILE"
+    log "stopped"
+}
+
+status() {
+    local dir
+    dir="$(data_dir)"
+    [[ -n "$dir" && -d "$dir" ]] || { echo "not running"; return 1; }
+    local rc=0
+    for port in $(ports_of "$dir"); do
+        if redis-cli -p "$port" ping >/dev/null 2>&1; then
+            echo "127.0.0.1:$port $(redis-cli -p "$port" role | head -1) $(redis-cli -p "$port" cluster info | grep cluster_state | tr -d '\r')"
+        else
+            echo "127.0.0.1:$port down"
+            rc=1
+        fi
+    done
+    return "$rc"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
