@@ -373,6 +373,26 @@ func TestBrowserProfileCard(t *testing.T) {
 		if !strings.Contains(text, anonID) || strings.Count(text, view.NotSet) != 9 || !strings.Contains(text, "dates in UTC") {
 			t.Errorf("the anonymous profile's card:\n%s", text)
 		}
+
+		// A linked anonymous id's page is its user's (a 303 the browser
+		// follows), and the user's card lists the id (contract section 2a).
+		if err := chromedp.Do(bctx,
+			chromedp.Navigate("http://"+apiAddr+"/profiles/"+api.EscapeID("anon:a-7f3c")),
+			chromedp.WaitVisible(chromedp.ID("card")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		text, err = chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := chromedp.Run(bctx, chromedp.Evaluate[string](`location.pathname`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at != "/profiles/"+id || !strings.Contains(text, "Linked anon IDs") || !strings.Contains(text, "1 (a-7f3c)") {
+			t.Errorf("anon:a-7f3c's page: at %s\n%s", at, text)
+		}
 	})
 
 	// The API's request log names ids and statuses, never a value.
