@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/profiled/profiled/consumer"
 )
 
 // TestEveryRejectionReachesTheDeadLetterTopic produces one record per
@@ -257,5 +255,3 @@ func TestRedisOutage(t *testing.T) {
 		t.Error("redis errors not counted")
 	}
 }
-
-var _ = consumer.CaughtUp

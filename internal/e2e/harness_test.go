@@ -21,15 +21,15 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 )
 
 type env struct {
 	brokers  []string
 	redisURL string
 	rdb      *redis.Client
-	conn     consumer.Conn
+	conn     kafkaconn.Config
 	bin      string
 }
 
@@ -76,7 +76,7 @@ func setup(t *testing.T) *env {
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
 	e := &env{brokers: strings.Split(brokers, ","), redisURL: url, rdb: rdb, bin: binary(t)}
-	e.conn = consumer.Conn{Brokers: e.brokers}
+	e.conn = kafkaconn.Config{Brokers: e.brokers}
 	return e
 }
 
@@ -274,7 +274,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func (e *env) offsets(t *testing.T, group, topic string) map[int]consumer.PartitionOffsets {
+func (e *env) offsets(t *testing.T, group, topic string) map[int]kafkaconn.PartitionOffsets {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -290,7 +290,7 @@ func (e *env) waitCaughtUp(t *testing.T, group, topic string, d time.Duration) {
 	t.Helper()
 	eventually(t, d, "group "+group+" to commit every record", func() bool {
 		offs := e.offsets(t, group, topic)
-		return offs != nil && consumer.CaughtUp(offs)
+		return offs != nil && kafkaconn.CaughtUp(offs)
 	})
 }
 
