@@ -68,12 +68,16 @@ func Start(t testing.TB, env []string, bin string, args ...string) *Process {
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Running reports whether the process has not exited yet.
-func (p *Process) Running() bool {
+func (p *Process) Running() bool { return !Closed(p.done) }
+
+// Closed reports whether ch is closed, as a done channel of StartChild is
+// once its process has exited.
+func Closed(ch <-chan struct{}) bool {
 	select {
-	case <-p.done:
-		return false
-	default:
+	case <-ch:
 		return true
+	default:
+		return false
 	}
 }
 
