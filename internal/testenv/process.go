@@ -41,9 +41,9 @@ type Process struct {
 	done <-chan struct{}
 }
 
-// Start runs bin with args and the environment env (nothing inherited:
-// callers pass Environ(...) plus their settings). Its stdout and stderr go
-// to Out. It dies with the test binary, and is killed when the test ends;
+// Start runs bin with args and the environment env: the whole of it, so
+// callers pass os.Environ() or Environ(...) plus their settings (nil
+// inherits the test's own). Its stdout and stderr go to Out. It dies with the test binary, and is killed when the test ends;
 // a failed test logs the last lines of its output.
 func Start(t testing.TB, env []string, bin string, args ...string) *Process {
 	t.Helper()
