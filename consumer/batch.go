@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 )
 
 // Dead-letter headers (contract section 7).
@@ -90,7 +92,7 @@ func (c *Consumer) deadLetter(ctx context.Context, recs []decoded, dead []int, n
 				case errors.Is(e, kafka.MessageSizeTooLarge) && !alone[i]:
 					alone[i] = true
 					retry = append(retry, i)
-				case isTemporary(e):
+				case kafkaconn.IsTemporary(e):
 					c.m.dlqErrors.WithLabelValues("temporary").Inc()
 					retry = append(retry, i)
 					lastErr, tooLargeOnly = e, false

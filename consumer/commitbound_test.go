@@ -54,7 +54,7 @@ func TestCommitWithinBoundWhenStreamGoesQuiet(t *testing.T) {
 		// the stream is quiet now: the commit must come by itself
 		until(t, commitBound, fmt.Sprintf("round %d committed within %s of its write", round, commitBound), func() bool {
 			offs, err := conn.GroupOffsets(ctx, "g", "events")
-			return err == nil && consumer.CaughtUp(offs)
+			return err == nil && caughtUp(offs)
 		})
 		t.Logf("round %d: committed %s after its last write was readable", round, time.Since(applied).Round(time.Millisecond))
 	}

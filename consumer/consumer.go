@@ -30,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 )
 
@@ -57,7 +58,7 @@ const (
 
 // Config configures the consumer. Zero durations and sizes take defaults.
 type Config struct {
-	Conn        Conn
+	Conn        kafkaconn.Config
 	Topics      []string
 	Group       string
 	StartOffset string // earliest (default) or latest
@@ -221,7 +222,7 @@ func (c *Consumer) Prepare(ctx context.Context) error {
 	}
 	c.setSources(infos)
 	if _, err := c.cfg.Conn.DescribeTopics(ctx, []string{c.cfg.DLQTopic}); err != nil {
-		if !errors.Is(err, ErrUnknownTopic) {
+		if !errors.Is(err, kafkaconn.ErrUnknownTopic) {
 			return fmt.Errorf("dead-letter topic: %w", err)
 		}
 		if err := c.cfg.Conn.CreateTopic(ctx, c.cfg.DLQTopic, 1); err != nil {
@@ -235,7 +236,7 @@ func (c *Consumer) Prepare(ctx context.Context) error {
 // setSources records each topic's incarnation id. Offsets restart at 0 when
 // a topic is recreated or the cluster changes; the topic ID changes with
 // them, so offset watermarks keyed by it never mistake new records for old.
-func (c *Consumer) setSources(infos map[string]TopicInfo) {
+func (c *Consumer) setSources(infos map[string]kafkaconn.TopicInfo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, info := range infos {

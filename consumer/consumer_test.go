@@ -57,7 +57,7 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 	mr.SetError("")
 	until(t, 20*time.Second, "every record committed", func() bool {
 		offs, err := conn.GroupOffsets(ctx, "g", "events")
-		return err == nil && consumer.CaughtUp(offs)
+		return err == nil && caughtUp(offs)
 	})
 	until(t, 5*time.Second, "ready", func() bool { return c.Ready(ctx) == nil })
 	total := 0

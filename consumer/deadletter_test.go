@@ -52,7 +52,7 @@ func TestOversizedDeadLettersInARow(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		offs, err := conn.GroupOffsets(ctx, "g", "events")
-		if err == nil && consumer.CaughtUp(offs) {
+		if err == nil && caughtUp(offs) {
 			break
 		}
 		if time.Now().After(deadline) {

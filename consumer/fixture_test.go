@@ -10,9 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/profiled/profiled/consumer"
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
+	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -22,7 +23,7 @@ import (
 // -short too.
 type fixture struct {
 	brokers []string
-	conn    consumer.Conn
+	conn    kafkaconn.Config
 	mr      *miniredis.Miniredis
 	rdb     *redis.Client
 	reg     *prometheus.Registry
@@ -30,16 +31,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, partitions int) *fixture {
 	t.Helper()
-	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), "events"), kfake.SeedTopics(1, "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	brokers := cl.ListenAddrs()
-	return &fixture{brokers: brokers, conn: consumer.Conn{Brokers: brokers}, mr: mr, rdb: rdb, reg: prometheus.NewRegistry()}
+	s := testenv.InProcess(t, map[string]int{"events": partitions, "dlq": 1})
+	return &fixture{brokers: s.Brokers, conn: s.Kafka, mr: s.Miniredis, rdb: s.Redis, reg: prometheus.NewRegistry()}
 }
 
 // consumer prepares a consumer of "events" in group "g" that dead-letters
@@ -80,13 +73,8 @@ func run(t *testing.T, ctx context.Context, cancel context.CancelFunc, c *consum
 	}
 }
 
-func until(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// until polls cond with a deadline.
+var until = testenv.Eventually
+
+// caughtUp reports whether a group has committed every record.
+var caughtUp = kafkaconn.CaughtUp

@@ -5,18 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 // Paths are relative to this package's directory, where go test runs.
@@ -216,50 +218,17 @@ func merge(dst, src map[string]any) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
 // TestMain removes the profiled binary the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if builtBin != "" {
-		_ = os.RemoveAll(filepath.Dir(builtBin))
-	}
+	testenv.RemoveBuilds()
 	os.Exit(code)
-}
-
-// binary is profiled built from ../cmd/profiled, once per test run
-// ($PROFILED_TEST_BINARY when given).
-func binary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("PROFILED_TEST_BINARY"); b != "" {
-		return b
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "profiled-deploy")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "profiled")
-		out, err := exec.Command("go", "build", "-o", builtBin, "../cmd/profiled").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
 }
 
 // settingNames are the PROFILED_* variables `profiled --help` lists.
 func settingNames(t *testing.T) []string {
 	t.Helper()
-	cmd := exec.Command(binary(t), "--help")
+	cmd := exec.Command(testenv.Profiled(t), "--help")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -581,12 +550,7 @@ func TestChartMonitoring(t *testing.T) {
 
 // keys returns a map's keys, sorted.
 func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(m))
 }
 
 // TestChartUpgradeStrategy: Recreate stops every old pod before a new one

@@ -6,19 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 // Series Prometheus makes itself: a running profiled cannot export them.
@@ -314,54 +312,29 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	var out syncBuffer
-	cmd := exec.Command(binary(t))
-	cmd.Env = append(withoutProfiledEnv(os.Environ()),
+	addr := testenv.FreeAddr(t)
+	// without the caller's PROFILED_* variables, so that a developer's
+	// settings cannot point the embedded run at a real broker
+	p := testenv.Start(t, append(testenv.Environ("PROFILED_"),
 		"PROFILED_EMBEDDED=true",
 		"PROFILED_EMBEDDED_SAMPLE="+sample,
 		"PROFILED_HTTP_ADDR="+addr,
 		"PROFILED_DEFAULT_PHONE_REGION=IN",
 		"PROFILED_LOG_FORMAT=json",
-	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	), testenv.Profiled(t))
 
 	// profiled_consumer_lag_records appears once a partition has made
 	// progress; every other series exists from the start.
 	client := &http.Client{Timeout: 2 * time.Second}
 	var s scrape
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			t.Fatalf("profiled exited: %v\n%s", err, tail(out.String(), 30))
-		default:
+	p.Until(t, 90*time.Second, "profiled_consumer_lag_records on /metrics", func() bool {
+		b, err := get(client, "http://"+addr+"/metrics")
+		if err != nil {
+			return false
 		}
-		if b, err := get(client, "http://"+addr+"/metrics"); err == nil {
-			s = parseExposition(b)
-			if s.samples["profiled_consumer_lag_records"] {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no profiled_consumer_lag_records on /metrics after 90s\n%s", tail(out.String(), 30))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		s = parseExposition(b)
+		return s.samples["profiled_consumer_lag_records"]
+	})
 
 	for _, name := range keys(refs) {
 		if prometheusMade[name] || s.exports(name) {
@@ -381,53 +354,6 @@ func get(c *http.Client, url string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return io.ReadAll(resp.Body)
-}
-
-// withoutProfiledEnv drops PROFILED_* variables, so that a developer's
-// settings cannot point the embedded run at a real broker.
-func withoutProfiledEnv(env []string) []string {
-	var out []string
-	for _, e := range env {
-		if !strings.HasPrefix(e, "PROFILED_") {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func tail(s string, lines int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
 }
 
 func uniq(s []string) []string {

@@ -31,8 +31,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -101,7 +101,7 @@ func run(ctx context.Context) error {
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	conn := consumer.Conn{Brokers: s.brokers}
+	conn := kafkaconn.Config{Brokers: s.brokers}
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
 	r := &results{Events: s.events}
 
@@ -330,11 +330,11 @@ func waitReady(ctx context.Context, p *proc) error {
 	return errors.New("profiled not ready within 60s")
 }
 
-func waitCaughtUp(ctx context.Context, conn consumer.Conn, group, topic string, limit time.Duration) error {
+func waitCaughtUp(ctx context.Context, conn kafkaconn.Config, group, topic string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		offs, err := conn.GroupOffsets(ctx, group, topic)
-		if err == nil && len(offs) > 0 && consumer.CaughtUp(offs) {
+		if err == nil && len(offs) > 0 && kafkaconn.CaughtUp(offs) {
 			committed := true
 			for _, po := range offs {
 				committed = committed && po.Committed >= 0
@@ -433,7 +433,7 @@ func (l *batchLog) Write(p []byte) (int, error) {
 	}
 }
 
-func pipeline(ctx context.Context, s settings, conn consumer.Conn, topic, prefix, group string) (pipeResult, error) {
+func pipeline(ctx context.Context, s settings, conn kafkaconn.Config, topic, prefix, group string) (pipeResult, error) {
 	kafkaPid, redisPid := servicePids(ctx, s)
 	k0, r0 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
 	start := time.Now()
@@ -720,7 +720,7 @@ type latencyResult struct {
 // notification of the probe profile's first write — the moment its effect
 // became readable (the script is atomic, so the notification comes from
 // inside the write that makes the profile visible).
-func latency(ctx context.Context, s settings, conn consumer.Conn, rdb *redis.Client, stamp string, values [][]byte) (latencyResult, error) {
+func latency(ctx context.Context, s settings, conn kafkaconn.Config, rdb *redis.Client, stamp string, values [][]byte) (latencyResult, error) {
 	topic := "bench-lat-" + stamp
 	prefix := "lat-" + stamp + ":"
 	if err := conn.CreateTopic(ctx, topic, s.partitions); err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 const testToken = "0123456789abcdef-api-token"
@@ -76,8 +78,8 @@ func TestStartAPI(t *testing.T) {
 	mr.HSet("p:profile:{u/1}", "email", "x@y.io", "app_launches", "1", "web_visits", "0")
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	addr := freePort(t)
-	var logs lockedBuffer
+	addr := testenv.FreeAddr(t)
+	var logs testenv.Buffer
 	stop, err := startAPI(&config{APIAddr: addr, APIToken: testToken, RedisKeyPrefix: "p:", RedisTimeout: time.Second}, rdb, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)

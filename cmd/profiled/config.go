@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/profiled/profiled/consumer"
+	"github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 )
 
@@ -134,7 +135,7 @@ var settings = []setting{
 	{"kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none", false,
 		func(c *config, v string) error {
 			switch strings.ToUpper(v) {
-			case "", consumer.SASLPlain, consumer.SASLSCRAMSHA256, consumer.SASLSCRAMSHA512:
+			case "", kafka.SASLPlain, kafka.SASLSCRAMSHA256, kafka.SASLSCRAMSHA512:
 				c.KafkaSASLMechanism = strings.ToUpper(v)
 				return nil
 			}

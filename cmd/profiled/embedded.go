@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
+	"github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 )
 
@@ -92,11 +92,11 @@ func (e *embedded) feedAndReport(ctx context.Context, cfg *config, rdb redis.Uni
 	}
 	e.log.Info().Int("records", n).Str("topic", cfg.KafkaTopics[0]).Msg("produced the sample events")
 
-	conn := consumer.Conn{Brokers: cfg.KafkaBrokers}
+	conn := kafka.Config{Brokers: cfg.KafkaBrokers}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		offs, err := conn.GroupOffsets(ctx, cfg.KafkaGroup, cfg.KafkaTopics[0])
-		if err == nil && consumer.CaughtUp(offs) {
+		if err == nil && kafka.CaughtUp(offs) {
 			break
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {

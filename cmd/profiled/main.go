@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/profiled/profiled/consumer"
+	"github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -145,7 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		drain = cfg.ShutdownTimeout / 2
 	}
 	cons, err := consumer.New(consumer.Config{
-		Conn: consumer.Conn{
+		Conn: kafka.Config{
 			Brokers: cfg.KafkaBrokers, SASLMechanism: cfg.KafkaSASLMechanism,
 			SASLUsername: cfg.KafkaSASLUsername, SASLPassword: cfg.KafkaSASLPassword, TLS: tlsCfg,
 		},

@@ -2,63 +2,16 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
-
-// lockedBuffer is an io.Writer safe for the logger and the report
-// goroutine to write while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// waitFor polls cond until it holds, the run ends, or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, done <-chan error, out *lockedBuffer, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		select {
-		case err := <-done:
-			t.Fatalf("run returned %v while waiting for %s; output:\n%s", err, what, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; output:\n%s", d, what, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // printedProfile returns the fields of one profile block of the report:
 //
@@ -90,7 +43,7 @@ func TestEmbeddedQuickStartEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an in-process broker and Redis")
 	}
-	addr := freePort(t)
+	addr := testenv.FreeAddr(t)
 	env := map[string]string{
 		"PROFILED_EMBEDDED":             "true",
 		"PROFILED_EMBEDDED_SAMPLE":      "../../testdata/sample-events.jsonl",
@@ -99,13 +52,23 @@ func TestEmbeddedQuickStartEndToEnd(t *testing.T) {
 		"PROFILED_LOG_FORMAT":           "json",
 		"PROFILED_BATCH_TIME":           "20ms",
 	}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
 
-	waitFor(t, 90*time.Second, "the sample report", done, &stdout, func() bool {
+	defer func() {
+		if t.Failed() {
+			t.Logf("output:\n%s", stdout.String())
+		}
+	}()
+	testenv.Eventually(t, 90*time.Second, "the sample report", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v while waiting for the sample report", err)
+		default:
+		}
 		s := stdout.String()
 		// the report's last line follows every profile block
 		return strings.Contains(s, "profiles built from the sample events") && strings.Contains(s, "profiled keeps running")

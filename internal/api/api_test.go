@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/profiled/profiled/internal/api"
+	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/internal/view"
 	"github.com/profiled/profiled/sink"
 )
@@ -80,26 +80,9 @@ func (s *store) lookup(_ context.Context, id string) (sink.Found, error) {
 	return f, nil
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newServer(t *testing.T, st *store) (*httptest.Server, *syncBuf) {
+func newServer(t *testing.T, st *store) (*httptest.Server, *testenv.Buffer) {
 	t.Helper()
-	logs := &syncBuf{}
+	logs := &testenv.Buffer{}
 	h, err := api.New(api.Config{Token: token, Now: func() time.Time { return now }}, st.lookup, zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)

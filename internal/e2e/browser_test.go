@@ -7,14 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/profiled/profiled/internal/api"
+	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/internal/view"
 )
 
@@ -62,30 +61,10 @@ func artifacts(t *testing.T) string {
 	return dir
 }
 
-var (
-	ctlOnce sync.Once
-	ctlBin  string
-	ctlErr  error
-)
-
 // profilectl builds the real profilectl once per test binary.
 func profilectl(t *testing.T) string {
 	t.Helper()
-	ctlOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "profilectl-e2e")
-		if err != nil {
-			ctlErr = err
-			return
-		}
-		ctlBin = filepath.Join(dir, "profilectl")
-		if out, err := exec.Command("go", "build", "-o", ctlBin, "../../cmd/profilectl").CombinedOutput(); err != nil {
-			ctlErr = fmt.Errorf("go build profilectl: %v\n%s", err, out)
-		}
-	})
-	if ctlErr != nil {
-		t.Fatal(ctlErr)
-	}
-	return ctlBin
+	return testenv.Build(t, "cmd/profilectl")
 }
 
 // TestBrowserProfileCard builds a profile through the real pipeline (Kafka,

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/profiled/profiled/consumer"
 )
 
 // checkCounts compares the stored profiles with the reference counts: the
@@ -301,5 +299,3 @@ func TestRecreatedTopicCountsNewRecords(t *testing.T) {
 		t.Fatalf("app_launches = %s after the topic was recreated, want 5", got)
 	}
 }
-
-var _ = consumer.CaughtUp

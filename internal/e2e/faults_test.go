@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/profiled/profiled/consumer"
 )
 
 // TestEveryRejectionReachesTheDeadLetterTopic produces one record per
@@ -113,16 +111,7 @@ func TestDeadLetterFailureStopsThePartition(t *testing.T) {
 	e := setup(t)
 	topic := e.topic(t, 1)
 	o := e.opts(t, topic)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl := &kafka.Client{Addr: kafka.TCP(e.brokers...)}
-	resp, err := cl.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: o.dlq, NumPartitions: 1, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "2000"}},
-	}}})
-	if err != nil || resp.Errors[o.dlq] != nil {
-		t.Fatalf("create dlq: %v %v", err, resp)
-	}
+	e.svc.CreateTopic(t, o.dlq, 1, map[string]string{"max.message.bytes": "2000"})
 	ts := time.Now().UTC().Format(time.RFC3339)
 	e.produce(t, topic, [][]byte{
 		js(map[string]any{"type": "page", "userId": "before", "timestamp": ts}),
@@ -257,5 +246,3 @@ func TestRedisOutage(t *testing.T) {
 		t.Error("redis errors not counted")
 	}
 }
-
-var _ = consumer.CaughtUp

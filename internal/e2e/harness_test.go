@@ -4,100 +4,51 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 type env struct {
 	brokers  []string
 	redisURL string
 	rdb      *redis.Client
-	conn     consumer.Conn
+	conn     kafkaconn.Config
 	bin      string
+	svc      *testenv.Services
 }
 
+// The shared test support under the names these tests use.
 var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
+	eventually = testenv.Eventually
+	freeAddr   = testenv.FreeAddr
+	uniq       = testenv.Unique
+	tail       = testenv.Tail
 )
 
-func binary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("PROFILED_TEST_BINARY"); b != "" {
-		return b
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "profiled-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "profiled")
-		out, err := exec.Command("go", "build", "-o", builtBin, "../../cmd/profiled").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
+type syncBuffer = testenv.Buffer
 
 // setup returns the real services, or skips the test.
 func setup(t *testing.T) *env {
 	t.Helper()
-	brokers, url := os.Getenv("PROFILED_TEST_KAFKA_BROKERS"), os.Getenv("PROFILED_TEST_REDIS_URL")
-	if testing.Short() || brokers == "" || url == "" {
-		t.Skip("needs PROFILED_TEST_KAFKA_BROKERS and PROFILED_TEST_REDIS_URL (make test sets them)")
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	e := &env{brokers: strings.Split(brokers, ","), redisURL: url, rdb: rdb, bin: binary(t)}
-	e.conn = consumer.Conn{Brokers: e.brokers}
-	return e
-}
-
-func uniq(t *testing.T, what string) string {
-	name := strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())
-	return fmt.Sprintf("%s-%s-%d", what, strings.ToLower(name), rand.IntN(1e9))
+	s := testenv.Real(t)
+	return &env{brokers: s.Brokers, redisURL: s.RedisURL, rdb: s.Redis, conn: s.Kafka, bin: testenv.Profiled(t), svc: s}
 }
 
 func (e *env) topic(t *testing.T, partitions int) string {
 	t.Helper()
-	name := uniq(t, "events")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.conn.CreateTopic(ctx, name, partitions); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, "topic metadata", func() bool {
-		infos, err := e.conn.DescribeTopics(ctx, []string{name})
-		return err == nil && infos[name].Partitions == partitions
-	})
-	return name
+	return e.svc.Topic(t, partitions)
 }
 
 // produce writes values keyed as RudderStack keys them.
@@ -115,15 +66,12 @@ func (e *env) produce(t *testing.T, topic string, values [][]byte) {
 		n := min(len(msgs), 1000)
 		// a new topic's leaders take a moment to reach every broker's
 		// metadata: retry what the broker calls temporary, within ctx
-		for {
-			err := w.WriteMessages(ctx, msgs[:n]...)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
+		var err error
+		if !testenv.Poll(time.Minute, 200*time.Millisecond, func() bool {
+			err = w.WriteMessages(ctx, msgs[:n]...)
+			return err == nil || ctx.Err() != nil
+		}) || err != nil {
+			t.Fatal(err)
 		}
 		msgs = msgs[n:]
 	}
@@ -138,108 +86,40 @@ func (e *env) opts(t *testing.T, topic string) runOpts {
 	return runOpts{topic: topic, group: uniq(t, "group"), dlq: uniq(t, "dlq"), prefix: uniq(t, "p") + ":"}
 }
 
+// proc is a running profiled and the address of its HTTP server.
 type proc struct {
+	*testenv.Process
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	addr string
-	done chan struct{}
-	err  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // start runs the real profiled binary.
 func (e *env) start(t *testing.T, o runOpts) *proc {
 	t.Helper()
-	p := &proc{out: &syncBuffer{}, addr: freeAddr(t), done: make(chan struct{})}
-	p.cmd = exec.Command(e.bin)
-	p.cmd.Env = append(os.Environ(),
+	addr := freeAddr(t)
+	env := append(os.Environ(),
 		"PROFILED_KAFKA_BROKERS="+strings.Join(e.brokers, ","),
 		"PROFILED_KAFKA_TOPICS="+o.topic,
 		"PROFILED_KAFKA_GROUP="+o.group,
 		"PROFILED_DLQ_TOPIC="+o.dlq,
 		"PROFILED_REDIS_URL="+e.redisURL,
 		"PROFILED_REDIS_KEY_PREFIX="+o.prefix,
-		"PROFILED_HTTP_ADDR="+p.addr,
+		"PROFILED_HTTP_ADDR="+addr,
 		"PROFILED_BATCH_TIME=20ms",
 		"PROFILED_KAFKA_SESSION_TIMEOUT=6s",
 		"PROFILED_DEFAULT_PHONE_REGION=IN",
 	)
-	p.cmd.Env = append(p.cmd.Env, o.env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("profiled (pid %d) output:\n%s", p.cmd.Process.Pid, tail(p.out.String(), 60))
-		}
-	})
-	return p
+	p := testenv.Start(t, append(env, o.env...), e.bin)
+	return &proc{Process: p, cmd: p.Cmd, out: p.Out, addr: addr}
 }
 
-func tail(s string, lines int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// kill sends SIGKILL and waits for the process.
-func (p *proc) kill() {
-	if p.running() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	<-p.done
-}
+func (p *proc) running() bool { return p.Running() }
 
 // wait waits up to d for the process to exit and returns its exit code.
 func (p *proc) wait(t *testing.T, d time.Duration) int {
 	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(d):
-		t.Fatalf("profiled did not exit within %s", d)
-		return -1
-	}
+	return p.Wait(t, d)
 }
 
 func (p *proc) get(path string) (int, string) {
@@ -262,19 +142,9 @@ func (p *proc) waitReady(t *testing.T) {
 	})
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (e *env) offsets(t *testing.T, group, topic string) map[int]consumer.PartitionOffsets {
+// offsets returns the group's offsets of topic, or nil (logged) when the
+// broker does not answer.
+func (e *env) offsets(t *testing.T, group, topic string) map[int]kafkaconn.PartitionOffsets {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -288,10 +158,7 @@ func (e *env) offsets(t *testing.T, group, topic string) map[int]consumer.Partit
 
 func (e *env) waitCaughtUp(t *testing.T, group, topic string, d time.Duration) {
 	t.Helper()
-	eventually(t, d, "group "+group+" to commit every record", func() bool {
-		offs := e.offsets(t, group, topic)
-		return offs != nil && consumer.CaughtUp(offs)
-	})
+	e.svc.CaughtUp(t, group, topic, d)
 }
 
 // profiles returns every profile under prefix, found as analysts would:

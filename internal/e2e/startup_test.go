@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/profiled/profiled/consumer"
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 )
 
 func TestStartupMissingInputTopicExits1NamingIt(t *testing.T) {
@@ -30,7 +30,7 @@ func TestStartupMissingInputTopicExits1NamingIt(t *testing.T) {
 	// checking must not create it (no auto-creation through metadata requests)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.conn.DescribeTopics(ctx, []string{missing}); !errors.Is(err, consumer.ErrUnknownTopic) {
+	if _, err := e.conn.DescribeTopics(ctx, []string{missing}); !errors.Is(err, kafkaconn.ErrUnknownTopic) {
 		t.Errorf("after the failed start, describe %s: %v, want it still unknown", missing, err)
 	}
 }
@@ -58,7 +58,7 @@ func TestStartupCreatesTheDeadLetterTopicAndTurnsReady(t *testing.T) {
 	o := e.opts(t, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := e.conn.DescribeTopics(ctx, []string{o.dlq}); !errors.Is(err, consumer.ErrUnknownTopic) {
+	if _, err := e.conn.DescribeTopics(ctx, []string{o.dlq}); !errors.Is(err, kafkaconn.ErrUnknownTopic) {
 		t.Fatalf("dead-letter topic %s before the start: %v, want unknown", o.dlq, err)
 	}
 

@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -19,6 +19,7 @@ func TestMain(m *testing.M) {
 	// complaints are expected and would bury the report
 	redis.SetLogger(quiet{})
 	code := m.Run()
+	testenv.RemoveBuilds()
 	totals.Lock()
 	n, events, lost, dup := totals.scenarios, totals.events, totals.lost, totals.dup
 	totals.Unlock()
@@ -42,18 +43,12 @@ func TestFaults(t *testing.T) {
 	if testing.Short() || os.Getenv("PROFILED_FAULTS") != "1" {
 		t.Skip("the fault suite runs with PROFILED_FAULTS=1 (make test-faults)")
 	}
-	su := &suite{bin: os.Getenv("PROFILED_TEST_BINARY"), seed: uint64(time.Now().UnixNano() % 1e6), n: 200000}
+	su := &suite{bin: testenv.Profiled(t), seed: uint64(time.Now().UnixNano() % 1e6), n: 200000}
 	if v, err := strconv.ParseUint(os.Getenv("PROFILED_FAULTS_SEED"), 10, 64); err == nil {
 		su.seed = v
 	}
 	if v, err := strconv.Atoi(os.Getenv("PROFILED_FAULTS_EVENTS")); err == nil && v > 0 {
 		su.n = v
-	}
-	if su.bin == "" {
-		su.bin = filepath.Join(t.TempDir(), "profiled")
-		if out, err := exec.Command("go", "build", "-o", su.bin, "../../cmd/profiled").CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
 	}
 	defer watchdog(t)()
 	b, err := startBroker(t)
@@ -237,7 +232,7 @@ func slowRedis(s *scenario) {
 		time.Sleep(3*time.Second + time.Duration(s.rng.IntN(3000))*time.Millisecond) // the slow spell
 		px.setDelay(0)
 	}
-	if !poll(drainTime, 200*time.Millisecond, s.caughtUp) {
+	if !testenv.Poll(drainTime, 200*time.Millisecond, s.caughtUp) {
 		s.t.Error("the group did not catch up after the slow spells")
 	}
 	errs := s.metric("profiled_redis_errors_total")

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 // Dead-letter headers (contract section 7).
@@ -187,7 +191,7 @@ func (s *scenario) progress() (float64, bool) {
 func (s *scenario) waitProgress(frac float64, d time.Duration) {
 	s.t.Helper()
 	last := 0.0
-	if !poll(d, 100*time.Millisecond, func() bool {
+	if !testenv.Poll(d, 100*time.Millisecond, func() bool {
 		p, ok := s.progress()
 		if ok {
 			last = p
@@ -246,7 +250,7 @@ func (s *scenario) metric(name string) float64 {
 // and that no process of the group is left.
 func (s *scenario) drain(within time.Duration) {
 	s.t.Helper()
-	if !poll(within, 200*time.Millisecond, s.caughtUp) {
+	if !testenv.Poll(within, 200*time.Millisecond, s.caughtUp) {
 		p, _ := s.progress()
 		s.t.Errorf("group %s did not commit every record within %s (at %.2f%%)", s.group, within, p*100)
 	}
@@ -257,7 +261,7 @@ func (s *scenario) drain(within time.Duration) {
 		s.t.Error(err)
 	}
 	var left []int
-	if !poll(10*time.Second, 100*time.Millisecond, func() bool { left = s.fleet.leftovers(); return len(left) == 0 }) {
+	if !testenv.Poll(10*time.Second, 100*time.Millisecond, func() bool { left = s.fleet.leftovers(); return len(left) == 0 }) {
 		s.t.Errorf("processes of group %s left behind: %v", s.group, left)
 	}
 }
@@ -449,12 +453,7 @@ func (s *scenario) checkLinks(label string) {
 }
 
 func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
+	return slices.Sorted(maps.Keys(m))
 }
 
 func readProfiles(rdb *redis.Client) (map[string]map[string]string, error) {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 // The suite's own ports: other test runs on this machine use 19092/16379
@@ -29,69 +31,9 @@ const (
 	firstRedisPort   = 36379
 )
 
-// cleanEnv returns the environment without the variables that start with
-// any of prefixes, so that a caller's PROFILED_* or KAFKA_* settings cannot
-// leak into what the suite starts.
-func cleanEnv(prefixes ...string) []string {
-	var out []string
-outer:
-	for _, kv := range os.Environ() {
-		for _, p := range prefixes {
-			if strings.HasPrefix(kv, p) {
-				continue outer
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func portFree(port int) bool {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startChild starts cmd so that it dies with the suite: the kernel sends
-// it SIGKILL when the thread that started it ends (Pdeathsig), so that
-// thread is kept, locked, until the child has exited. The returned channel
-// is closed once the child is gone and after has run.
-func startChild(cmd *exec.Cmd, after func()) (<-chan struct{}, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			_ = cmd.Wait()
-			if after != nil {
-				after()
-			}
-		}
-		close(done)
-	}()
-	return done, <-started
-}
-
 // The reaper stops what the suite started when t.Cleanup cannot: the test
 // binary is told to stop (SIGINT, SIGTERM) or is about to reach its
-// -test.timeout. Children die with the suite anyway (startChild); the
+// -test.timeout. Children die with the suite anyway (testenv.StartChild); the
 // broker, which kafka.sh detaches, needs the reaper.
 var reaper struct {
 	sync.Mutex
@@ -134,20 +76,6 @@ func watchdog(t *testing.T) func() {
 	return func() { signal.Stop(sig); close(stop) }
 }
 
-// poll checks cond every interval until it holds or d has passed.
-func poll(d, interval time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(interval)
-	}
-}
-
 // broker is the suite's own single-node Kafka, run by deploy/kafka.sh.
 type broker struct {
 	script   string
@@ -182,7 +110,7 @@ func startBroker(t *testing.T) (*broker, error) {
 			dir: filepath.Join(parent, fmt.Sprintf("kafka-%d", try)), port: first + 100*try, ctrlPort: first + 1 + 100*try,
 		}
 		b.addr = "127.0.0.1:" + strconv.Itoa(b.port)
-		if !portFree(b.port) || !portFree(b.ctrlPort) {
+		if !testenv.PortFree(b.port) || !testenv.PortFree(b.ctrlPort) {
 			last = fmt.Errorf("ports %d/%d are in use", b.port, b.ctrlPort)
 			continue
 		}
@@ -192,7 +120,7 @@ func startBroker(t *testing.T) (*broker, error) {
 			atExit(b.stop)
 			return b, nil
 		}
-		last = fmt.Errorf("kafka.sh start on %d: %v\n%s", b.port, err, tailLines(out, 15))
+		last = fmt.Errorf("kafka.sh start on %d: %v\n%s", b.port, err, testenv.Tail(out, 15))
 		_, _ = b.run("stop", time.Minute)
 		if !strings.Contains(out, "already in use") {
 			break
@@ -206,7 +134,7 @@ func (b *broker) run(cmd string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c := exec.CommandContext(ctx, "bash", b.script, cmd)
-	c.Env = append(cleanEnv("KAFKA_"),
+	c.Env = append(testenv.Environ("KAFKA_"),
 		"KAFKA_PORT="+strconv.Itoa(b.port), "KAFKA_CONTROLLER_PORT="+strconv.Itoa(b.ctrlPort), "KAFKA_DATA_DIR="+b.dir)
 	out, err := c.CombinedOutput()
 	return string(out), err
@@ -225,10 +153,10 @@ func (b *broker) restart(t *testing.T) {
 			return
 		}
 		if try == 3 || !strings.Contains(out, "in use") {
-			t.Fatalf("kafka.sh restart: %v\n%s", err, tailLines(out, 30))
+			t.Fatalf("kafka.sh restart: %v\n%s", err, testenv.Tail(out, 30))
 		}
 		t.Logf("broker port busy at restart %d, waiting for it", try)
-		poll(time.Minute, 200*time.Millisecond, func() bool { return portFree(b.port) && portFree(b.ctrlPort) })
+		testenv.Poll(time.Minute, 200*time.Millisecond, func() bool { return testenv.PortFree(b.port) && testenv.PortFree(b.ctrlPort) })
 	}
 }
 
@@ -255,14 +183,10 @@ var nextRedisPort atomic.Int32
 
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
-	bin := os.Getenv("PROFILED_TEST_REDIS_SERVER")
-	if bin == "" {
-		bin = "redis-server"
-	}
-	r := &redisServer{bin: bin, dir: t.TempDir()}
+	r := &redisServer{bin: testenv.RedisServer(), dir: t.TempDir()}
 	for try := 0; try < 100; try++ {
 		p := firstRedisPort + int(nextRedisPort.Add(1)) - 1
-		if portFree(p) {
+		if testenv.PortFree(p) {
 			r.port = p
 			break
 		}
@@ -291,10 +215,10 @@ func (r *redisServer) launch(t *testing.T) {
 		}
 		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
 		if try == 3 || !strings.Contains(string(log), "in use") {
-			t.Fatalf("%v:\n%s", err, tailLines(string(log), 20))
+			t.Fatalf("%v:\n%s", err, testenv.Tail(string(log), 20))
 		}
 		t.Logf("redis port %d busy, waiting for it", r.port)
-		poll(time.Minute, 200*time.Millisecond, func() bool { return portFree(r.port) })
+		testenv.Poll(time.Minute, 200*time.Millisecond, func() bool { return testenv.PortFree(r.port) })
 	}
 }
 
@@ -302,7 +226,7 @@ func (r *redisServer) try() error {
 	cmd := exec.Command(r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
 		"--logfile", filepath.Join(r.dir, "redis.log"))
-	done, err := startChild(cmd, nil)
+	done, err := testenv.StartChild(cmd, nil)
 	if err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -311,7 +235,7 @@ func (r *redisServer) try() error {
 	r.mu.Unlock()
 	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
-	ok := poll(30*time.Second, 50*time.Millisecond, func() bool {
+	ok := testenv.Poll(30*time.Second, 50*time.Millisecond, func() bool {
 		select {
 		case <-done:
 			return true
@@ -460,14 +384,7 @@ type instance struct {
 	asked   atomic.Bool // the suite stopped it (SIGKILL or SIGTERM)
 }
 
-func (i *instance) running() bool {
-	select {
-	case <-i.done:
-		return false
-	default:
-		return true
-	}
-}
+func (i *instance) running() bool { return !testenv.Closed(i.done) }
 
 // kill9 kills the process without warning and waits for it to be gone.
 func (i *instance) kill9(t *testing.T) {
@@ -487,7 +404,7 @@ func (i *instance) kill9(t *testing.T) {
 // of the signal like any program; the suite stops processes that are up.
 func (i *instance) up(d time.Duration) bool {
 	c := http.Client{Timeout: time.Second}
-	return poll(d, 20*time.Millisecond, func() bool {
+	return testenv.Poll(d, 20*time.Millisecond, func() bool {
 		if !i.running() {
 			return true
 		}
@@ -529,7 +446,7 @@ func (i *instance) logTail(lines int) string {
 			keep = append(keep, l)
 		}
 	}
-	return tailLines(strings.Join(keep, "\n"), lines)
+	return testenv.Tail(strings.Join(keep, "\n"), lines)
 }
 
 // fleet runs the profiled processes of one scenario.
@@ -567,15 +484,15 @@ func (f *fleet) start(t *testing.T, extra ...string) *instance {
 	f.mu.Lock()
 	n := len(f.all) + 1
 	f.mu.Unlock()
-	i := &instance{n: n, http: freeAddr(t), logPath: filepath.Join(f.dir, fmt.Sprintf("profiled-%d.log", n))}
+	i := &instance{n: n, http: testenv.FreeAddr(t), logPath: filepath.Join(f.dir, fmt.Sprintf("profiled-%d.log", n))}
 	logf, err := os.Create(i.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	i.cmd = exec.Command(f.bin)
-	i.cmd.Env = append(append(append(cleanEnv("PROFILED_"), f.env...), "PROFILED_HTTP_ADDR="+i.http), extra...)
+	i.cmd.Env = append(append(append(testenv.Environ("PROFILED_"), f.env...), "PROFILED_HTTP_ADDR="+i.http), extra...)
 	i.cmd.Stdout, i.cmd.Stderr = logf, logf
-	done, err := startChild(i.cmd, func() { logf.Close() })
+	done, err := testenv.StartChild(i.cmd, func() { logf.Close() })
 	if err != nil {
 		logf.Close()
 		t.Fatalf("start profiled: %v", err)
@@ -660,12 +577,4 @@ func (f *fleet) leftovers() []int {
 		}
 	}
 	return pids
-}
-
-func tailLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }

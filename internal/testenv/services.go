@@ -1,0 +1,151 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/profiled/profiled/internal/kafka"
+)
+
+// The variables that say which services tests use. deploy/testenv.sh
+// (and so make test) starts a real broker and redis-server and sets the
+// first three.
+const (
+	EnvKafkaBrokers = "PROFILED_TEST_KAFKA_BROKERS" // host:port[,host:port...]
+	EnvRedisURL     = "PROFILED_TEST_REDIS_URL"     // redis://host:port/db
+	EnvRedisServer  = "PROFILED_TEST_REDIS_SERVER"  // the redis-server binary, for suites that run their own
+	EnvServices     = "PROFILED_TEST_SERVICES"      // auto (default), scripts or containers
+)
+
+// Services is a Kafka and a Redis for a test.
+type Services struct {
+	Brokers  []string
+	RedisURL string
+	// Kafka reaches Brokers, for admin calls.
+	Kafka kafka.Config
+	// Redis is a client of RedisURL, closed when the test ends.
+	Redis *redis.Client
+	// Miniredis is the in-process Redis, or nil with a real one.
+	Miniredis *miniredis.Miniredis
+}
+
+// Real returns a real Kafka broker and Redis server, or skips the test
+// (always under -short) when there are none.
+func Real(t testing.TB) *Services {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs real Kafka and Redis; not with -short")
+	}
+	brokers, url, err := locate(os.Getenv(EnvServices))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if brokers == nil {
+		t.Skipf("needs %s and %s (make test sets them)", EnvKafkaBrokers, EnvRedisURL)
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvRedisURL, err)
+	}
+	return newServices(t, brokers, url, redis.NewClient(opts), nil)
+}
+
+// locate is the one place that decides which real services tests use:
+// those the environment names (deploy/testenv.sh exports them), or none.
+// A mode that starts containers is to plug in here.
+func locate(mode string) (brokers []string, redisURL string, err error) {
+	b, u := os.Getenv(EnvKafkaBrokers), os.Getenv(EnvRedisURL)
+	switch mode {
+	case "", "auto":
+		if b == "" || u == "" {
+			return nil, "", nil
+		}
+	case "scripts":
+		if b == "" || u == "" {
+			return nil, "", fmt.Errorf("%s=scripts: run the tests under deploy/testenv.sh, which sets %s and %s", EnvServices, EnvKafkaBrokers, EnvRedisURL)
+		}
+	case "containers":
+		return nil, "", fmt.Errorf("%s=containers: not available yet; use auto or scripts", EnvServices)
+	default:
+		return nil, "", fmt.Errorf("%s=%q: want auto, scripts or containers", EnvServices, mode)
+	}
+	return strings.Split(b, ","), u, nil
+}
+
+// InProcess returns an in-process Kafka-protocol broker (kfake) with the
+// given topics (name to partition count) and an in-process Redis
+// (miniredis): no servers needed, so tests on them run under -short. The
+// Redis client does not retry, so a test sees each error Miniredis is
+// told to return.
+func InProcess(t testing.TB, topics map[string]int) *Services {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(1)}
+	for name, n := range topics {
+		opts = append(opts, kfake.SeedTopics(int32(n), name))
+	}
+	cl, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	return newServices(t, cl.ListenAddrs(), "redis://"+mr.Addr()+"/0", rdb, mr)
+}
+
+func newServices(t testing.TB, brokers []string, url string, rdb *redis.Client, mr *miniredis.Miniredis) *Services {
+	t.Cleanup(func() { rdb.Close() })
+	return &Services{Brokers: brokers, RedisURL: url, Kafka: kafka.Config{Brokers: brokers}, Redis: rdb, Miniredis: mr}
+}
+
+// RedisServer is the redis-server binary for suites that run their own:
+// $PROFILED_TEST_REDIS_SERVER, else redis-server from the PATH.
+func RedisServer() string {
+	if b := os.Getenv(EnvRedisServer); b != "" {
+		return b
+	}
+	return "redis-server"
+}
+
+// Topic creates a topic with a name of its own (Unique) and the given
+// partitions, and waits until the broker's metadata shows them all.
+func (s *Services) Topic(t testing.TB, partitions int) string {
+	t.Helper()
+	name := Unique(t, "events")
+	s.CreateTopic(t, name, partitions, nil)
+	return name
+}
+
+// CreateTopic creates the topic with configs (nil for the broker's
+// defaults) and waits until the broker's metadata shows every partition.
+func (s *Services) CreateTopic(t testing.TB, name string, partitions int, configs map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Kafka.CreateTopicWithConfigs(ctx, name, partitions, configs); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 30*time.Second, "topic "+name+" in the metadata", func() bool {
+		infos, err := s.Kafka.DescribeTopics(ctx, []string{name})
+		return err == nil && infos[name].Partitions == partitions
+	})
+}
+
+// CaughtUp waits up to d until group has committed every record of topic.
+func (s *Services) CaughtUp(t testing.TB, group, topic string, d time.Duration) {
+	t.Helper()
+	Eventually(t, d, "group "+group+" to commit every record of "+topic, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		offs, err := s.Kafka.GroupOffsets(ctx, group, topic)
+		return err == nil && kafka.CaughtUp(offs)
+	})
+}
