@@ -49,7 +49,7 @@ test-faults: ## fault suite: kill -9, rebalances, Redis and broker restarts, slo
 		../../bin/faults/faults.test -test.count=1 -test.timeout 30m
 
 bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
-	deploy/testenv.sh $(GO) run ./cmd/profilebench
+	TESTENV_CLUSTER=0 deploy/testenv.sh $(GO) run ./cmd/profilebench
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

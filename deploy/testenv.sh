@@ -7,7 +7,10 @@
 #   - unless PROFILED_TEST_REDIS_URL is set, starts a redis-server
 #     (deploy/redis.sh) and exports PROFILED_TEST_REDIS_URL=redis://...;
 #   - exports PROFILED_TEST_REDIS_SERVER=$(command -v redis-server) (unless set)
-#     so tests can start extra redis processes themselves.
+#     so tests can start extra redis processes themselves;
+#   - unless PROFILED_TEST_REDIS_CLUSTER_ADDRS is set, or TESTENV_CLUSTER=0,
+#     starts a 3-master Redis Cluster (deploy/redis-cluster.sh) and exports
+#     PROFILED_TEST_REDIS_CLUSTER_ADDRS=127.0.0.1:P1,...
 # Whatever it started is stopped again on exit (also on failure / Ctrl-C).
 # KAFKA_PORT, KAFKA_CONTROLLER_PORT and REDIS_PORT are passed through.
 set -euo pipefail
@@ -24,6 +27,7 @@ log() { echo "testenv.sh: $*" >&2; }
 ENV_DIR="$(mktemp -d -t profiled-testenv.XXXXXX)"
 KAFKA_DIR=""       # set once we launch kafka.sh start
 REDIS_DIR=""       # set once we launch redis.sh start
+CLUSTER_DIR=""     # set once we launch redis-cluster.sh start
 KAFKA_START_PID="" # background kafka.sh start, while it runs
 
 cleanup() {
@@ -40,6 +44,9 @@ cleanup() {
     fi
     if [[ -n "$REDIS_DIR" && -d "$REDIS_DIR" ]]; then
         REDIS_DATA_DIR="$REDIS_DIR" "$SCRIPT_DIR/redis.sh" stop
+    fi
+    if [[ -n "$CLUSTER_DIR" && -d "$CLUSTER_DIR" ]]; then
+        REDIS_CLUSTER_DATA_DIR="$CLUSTER_DIR" "$SCRIPT_DIR/redis-cluster.sh" stop
     fi
     rm -rf "$ENV_DIR"
     exit "$rc"
@@ -86,12 +93,20 @@ if [[ "$start_kafka" == 1 ]]; then
     fi
 fi
 
+if [[ -z "${PROFILED_TEST_REDIS_CLUSTER_ADDRS:-}" && "${TESTENV_CLUSTER:-1}" != 0 ]]; then
+    CLUSTER_DIR="$ENV_DIR/cluster"
+    REDIS_CLUSTER_DATA_DIR="$CLUSTER_DIR" "$SCRIPT_DIR/redis-cluster.sh" start >"$ENV_DIR/cluster.out"
+    PROFILED_TEST_REDIS_CLUSTER_ADDRS="$(sed -n 's/^REDIS_CLUSTER_ADDRS=//p' "$ENV_DIR/cluster.out")"
+    [[ -n "$PROFILED_TEST_REDIS_CLUSTER_ADDRS" ]] || { log "redis-cluster.sh start printed no REDIS_CLUSTER_ADDRS"; exit 1; }
+    export PROFILED_TEST_REDIS_CLUSTER_ADDRS
+fi
+
 if [[ -z "${PROFILED_TEST_REDIS_SERVER:-}" ]] && command -v redis-server >/dev/null; then
     PROFILED_TEST_REDIS_SERVER="$(command -v redis-server)"
     export PROFILED_TEST_REDIS_SERVER
 fi
 
-log "PROFILED_TEST_KAFKA_BROKERS=${PROFILED_TEST_KAFKA_BROKERS:-} PROFILED_TEST_REDIS_URL=${PROFILED_TEST_REDIS_URL:-}"
+log "PROFILED_TEST_KAFKA_BROKERS=${PROFILED_TEST_KAFKA_BROKERS:-} PROFILED_TEST_REDIS_URL=${PROFILED_TEST_REDIS_URL:-} PROFILED_TEST_REDIS_CLUSTER_ADDRS=${PROFILED_TEST_REDIS_CLUSTER_ADDRS:-}"
 
 # Not exec: the EXIT trap must run afterwards to stop the services. CMD runs
 # as a child we `wait` for, so that INT/TERM sent to this script are handled

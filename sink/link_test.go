@@ -486,13 +486,13 @@ func profiles(t *testing.T, c redis.UniversalClient, prefix string) map[string]m
 // consumer would: the events spread over logs in a random order, each log
 // read in offset order, batches mixing logs, a random instance per batch,
 // crashes after a random step that send the uncommitted records again.
-func deliver(t *testing.T, rng *rand.Rand, c redis.UniversalClient, prefix string, evs []profile.Event) {
+func deliver(t *testing.T, rng *rand.Rand, c redis.UniversalClient, prefix string, evs []profile.Event, cfg sink.Config) {
 	logs := make([][]lrec, 3)
 	for _, i := range rng.Perm(len(evs)) {
 		l := rng.IntN(len(logs))
 		logs[l] = append(logs[l], lrec{evs[i], fmt.Sprint("L", l), int64(len(logs[l]))})
 	}
-	instances := []*sink.Sink{newSink(c, prefix, sink.Config{}), newSink(c, prefix, sink.Config{})}
+	instances := []*sink.Sink{newSink(c, prefix, cfg), newSink(c, prefix, cfg)}
 	committed := make([]int, len(logs))
 	for round := 0; round < 10_000; round++ {
 		next := make([]int, len(logs))
@@ -541,7 +541,7 @@ func deliver(t *testing.T, rng *rand.Rand, c redis.UniversalClient, prefix strin
 			if crashAt == 0 {
 				t.Fatal(err)
 			}
-			instances[rng.IntN(len(instances))] = newSink(c, prefix, sink.Config{}) // the process died
+			instances[rng.IntN(len(instances))] = newSink(c, prefix, cfg) // the process died
 			continue
 		}
 		if rng.IntN(8) == 0 {
@@ -561,7 +561,7 @@ func TestLinkResultDependsOnlyOnTheSetOfEvents(t *testing.T) {
 	if testing.Short() {
 		seeds = 15
 	}
-	semilattice(t, c, prefix, seeds)
+	semilattice(t, c, prefix, seeds, sink.Config{})
 }
 
 // On a real Redis Cluster (deploy/redis-cluster.sh) the anonymous ids and
@@ -587,7 +587,9 @@ func TestLinkOnRedisCluster(t *testing.T) {
 	if len(slots) < 2 {
 		t.Fatalf("the test ids share a slot: no cross-slot link to test")
 	}
-	semilattice(t, c, prefix, 20)
+	semilattice(t, c, prefix, 10, sink.Config{})
+	// every step waits for a replica of each master it wrote to
+	semilattice(t, c, prefix+"r1:", 10, sink.Config{MinReplicas: 1})
 	for step := 1; step <= 4; step++ {
 		for _, mids := range []bool{true, false} {
 			crashBetweenSteps(t, c, fmt.Sprintf("%scrash%d%v:", prefix, step, mids), step, mids)
@@ -595,7 +597,7 @@ func TestLinkOnRedisCluster(t *testing.T) {
 	}
 }
 
-func semilattice(t *testing.T, c redis.UniversalClient, prefix string, seeds int) {
+func semilattice(t *testing.T, c redis.UniversalClient, prefix string, seeds int, cfg sink.Config) {
 	t.Helper()
 	for seed := range seeds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
@@ -603,7 +605,7 @@ func semilattice(t *testing.T, c redis.UniversalClient, prefix string, seeds int
 		want := reference(t, c, fmt.Sprintf("%sref%d:", prefix, seed), evs)
 		for run := range 2 {
 			p := fmt.Sprintf("%sgot%d.%d:", prefix, seed, run)
-			deliver(t, rng, c, p, evs)
+			deliver(t, rng, c, p, evs, cfg)
 			got := profiles(t, c, p)
 			if diff := diffProfiles(want, got); diff != "" {
 				t.Fatalf("seed %d run %d: %s", seed, run, diff)
@@ -676,5 +678,19 @@ func TestLinkMemory(t *testing.T) {
 	t.Logf("memory per link: %d bytes (link key %d, links hash entry %d, watermark %d per log)", per, linkKeys/n, links/n, meta/n)
 	if per > 512 {
 		t.Errorf("a link keeps %d bytes, more than the 512 the README promises", per)
+	}
+}
+
+// With MinReplicas, a batch whose writes no replica acknowledged fails
+// (the consumer retries it and commits nothing): a lone server has none.
+func TestMinReplicasFailsTheBatchWithoutReplicas(t *testing.T) {
+	c, prefix, real := redisForTest(t)
+	if !real {
+		t.Skip("needs a real Redis for WAIT")
+	}
+	s := newSink(c, prefix, sink.Config{MinReplicas: 1, ReplicaTimeout: 50 * time.Millisecond})
+	_, err := s.ApplyCounted(context.Background(), batchOf([]lrec{{userEv(profile.KindWebVisit, "u", "", base, "m"), "P", 1}}))
+	if !errors.Is(err, sink.ErrReplicas) {
+		t.Fatalf("err = %v, want ErrReplicas", err)
 	}
 }

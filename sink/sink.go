@@ -56,6 +56,14 @@ type Config struct {
 	// LinkCache is how many links the process remembers (a link never
 	// changes once made); default 100,000.
 	LinkCache int
+	// MinReplicas, when above 0, makes every step of a batch wait until
+	// that many replicas of each master it wrote to have the writes (WAIT
+	// on the connection that wrote), so that a failover cannot lose what
+	// profiled is about to commit; default 0.
+	MinReplicas int
+	// ReplicaTimeout bounds each WAIT; a WAIT that times out fails the
+	// batch, which the caller retries. Default 1s.
+	ReplicaTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -67,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LinkCache == 0 {
 		c.LinkCache = DefaultLinkCache
+	}
+	if c.ReplicaTimeout == 0 {
+		c.ReplicaTimeout = time.Second
 	}
 }
 
@@ -199,6 +210,9 @@ type call struct {
 // cache is empty) gets the scripts loaded, and only the calls that did not
 // run are sent again.
 func (s *Sink) runAll(ctx context.Context, calls []call) ([]any, error) {
+	if s.cfg.MinReplicas > 0 {
+		return s.runWaited(ctx, calls)
+	}
 	out := make([]any, len(calls))
 	pending := make([]int, len(calls))
 	for i := range calls {
