@@ -77,25 +77,15 @@ local function call(cmd, key, list, step)
   return out
 end
 
--- hmget returns the values of fields, nil for the absent ones (ipairs
--- stops at the first nil, so the replies are placed by index).
-local function hmget(key, fields)
+-- byIndex runs cmd (HMGET, ZMSCORE) on key with the values of list, SLICE
+-- at a time, and returns the replies placed by index (an absent one is
+-- false; ipairs would stop at it).
+local function byIndex(cmd, key, list)
   local out = {}
-  local n = #fields
+  local n = #list
   for i = 1, n, SLICE do
     local j = math.min(i + SLICE - 1, n)
-    local r = redis.call('HMGET', key, unpack(fields, i, j))
-    for k = 1, j - i + 1 do out[i + k - 1] = r[k] end
-  end
-  return out
-end
-
-local function zmscore(key, members)
-  local out = {}
-  local n = #members
-  for i = 1, n, SLICE do
-    local j = math.min(i + SLICE - 1, n)
-    local r = redis.call('ZMSCORE', key, unpack(members, i, j))
+    local r = redis.call(cmd, key, unpack(list, i, j))
     for k = 1, j - i + 1 do out[i + k - 1] = r[k] end
   end
   return out
@@ -155,8 +145,8 @@ local mbase = #mkeys
 for k = 0, ns - 1 do
   mkeys[#mkeys + 1] = wmField(ARGV[srci + k])
 end
-local mv = hmget(m, mkeys)
-local pv = hmget(p, pkeys)
+local mv = byIndex('HMGET', m, mkeys)
+local pv = byIndex('HMGET', p, pkeys)
 
 local exists = pv[1] and true or false
 local fCh = ARGV[si + 2]
@@ -302,7 +292,7 @@ if nc > 0 then
   end
   local known = {}
   if #mids > 0 then
-    local scores = zmscore(d, mids)
+    local scores = byIndex('ZMSCORE', d, mids)
     for k = 1, #mids do
       if scores[k] and tonumber(scores[k]) > oldest then known[mids[k]] = true end
     end
@@ -341,7 +331,7 @@ if mode == 'f' then
   if nm > 0 and window > 0 then
     local ids = {}
     for k = 0, nm - 1 do ids[#ids + 1] = ARGV[mi + 2 * k] end
-    local cur = zmscore(d, ids)
+    local cur = byIndex('ZMSCORE', d, ids)
     local add = {}
     for k = 0, nm - 1 do
       local mid, scText = ARGV[mi + 2 * k], ARGV[mi + 2 * k + 1]
@@ -408,7 +398,7 @@ if mode == 'u' and (nl > 0 or lp > 0) then
   if nl > 0 then
     local ids = {}
     for k = 1, nl do ids[k] = ARGV[li + k] end
-    local cur = hmget(l, ids)
+    local cur = byIndex('HMGET', l, ids)
     local count
     for k = 1, nl do
       local a = ids[k]

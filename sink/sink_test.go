@@ -52,8 +52,19 @@ type rec struct {
 	offset int64
 }
 
+// apply folds the records into one batch, as the consumer does, and
+// applies it.
 func apply(t *testing.T, s *sink.Sink, recs ...rec) sink.Result {
 	t.Helper()
+	res, err := s.ApplyCounted(context.Background(), batchOf(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// batchOf folds records into updates the way the consumer does.
+func batchOf(recs []rec) []*profile.Update {
 	ups := map[string]*profile.Update{}
 	var order []*profile.Update
 	for _, r := range recs {
@@ -65,11 +76,7 @@ func apply(t *testing.T, s *sink.Sink, recs ...rec) sink.Result {
 		}
 		u.Add(r.e, r.src, r.offset)
 	}
-	res, err := s.ApplyCounted(context.Background(), order)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return order
 }
 
 func hash(t *testing.T, c redis.UniversalClient, prefix, id string) map[string]string {
