@@ -37,6 +37,7 @@
 --
 -- Returns {status, created, launches counted, visits counted,
 --          messageId duplicates, redelivered records, messageIds forgotten,
+--          custom traits evicted by the per-profile limit,
 --          owner, (anonymous id, link state)...}
 -- status 0 applied, 1 refused: linked to owner (mode 'a'), 2 refused: not
 -- folded yet (mode 'r'), 3 already folded (mode 'f'); link state 'f' linked
@@ -100,11 +101,11 @@ local mode, anon = ARGV[7], ARGV[8]
 -- who owns this update: decided here, in the slot of the key it concerns
 if mode == 'a' then
   local owner = redis.call('GET', l)
-  if owner then return {1, 0, 0, 0, 0, 0, 0, owner} end
+  if owner then return {1, 0, 0, 0, 0, 0, 0, 0, owner} end
 elseif mode == 'r' then
-  if redis.call('HGET', l, anon) ~= 'f' then return {2, 0, 0, 0, 0, 0, 0, ''} end
+  if redis.call('HGET', l, anon) ~= 'f' then return {2, 0, 0, 0, 0, 0, 0, 0, ''} end
 elseif mode == 'f' then
-  if redis.call('HGET', l, anon) == 'f' then return {3, 0, 0, 0, 0, 0, 0, ''} end
+  if redis.call('HGET', l, anon) == 'f' then return {3, 0, 0, 0, 0, 0, 0, 0, ''} end
 end
 
 -- locate the sections of ARGV
@@ -157,7 +158,7 @@ local pset, mset = {}, {}
 
 -- fields: last writer wins by event time, ties to the greater value
 local vi = 6
-local newTraits = 0
+local newTraits, evicted = 0, 0
 for k = 0, nf - 1 do
   local name, value, tText = ARGV[fi + 3 * k], ARGV[fi + 3 * k + 1], ARGV[fi + 3 * k + 2]
   local t = tonumber(tText)
@@ -209,6 +210,7 @@ if newTraits > 0 then
     table.sort(keys, function(a, b) return gt(b, a) end)
     local evict = {}
     local gone = {}
+    evicted = #keys - maxTraits
     for k = maxTraits + 1, #keys do
       evict[keys[k]] = true
       if inHash[keys[k]] then gone[#gone + 1] = keys[k] end
@@ -391,7 +393,7 @@ end
 
 -- links: reserve the anonymous ids this user's events carry, within the
 -- limit, and hand back the pending ones so that the caller claims them
-local out = {0, 0, 0, 0, 0, 0, 0, ''}
+local out = {0, 0, 0, 0, 0, 0, 0, 0, ''}
 if mode == 'u' and (nl > 0 or lp > 0) then
   local listed = {}
   local lp0 = lp
@@ -456,5 +458,5 @@ if exists or has then
   if #pset > 0 then call('HSET', p, pset, 2) end
 end
 if #mset > 0 then call('HSET', m, mset, 2) end
-out[2], out[3], out[4], out[5], out[6], out[7] = created and 1 or 0, launches, visits, dupMsg, dupRedelivered, forgotten
+out[2], out[3], out[4], out[5], out[6], out[7], out[8] = created and 1 or 0, launches, visits, dupMsg, dupRedelivered, forgotten, evicted
 return out

@@ -130,6 +130,7 @@ type Result struct {
 	DupMessageID   int
 	DupRedelivered int
 	Forgotten      int // messageIds forgotten by the per-profile cap
+	Evicted        int // custom traits evicted by the per-profile limit
 	Routed         int // events of a linked anonymous id applied to its user
 	Links          map[string]int
 }
@@ -190,6 +191,7 @@ func (s *Sink) Apply(ctx context.Context, updates []*profile.Update) error {
 	s.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
 	s.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
 	s.m.forgotten.Add(float64(res.Forgotten))
+	s.m.evicted.Add(float64(res.Evicted))
 	s.m.routed.Add(float64(res.Routed))
 	for r, n := range res.Links {
 		s.m.links.WithLabelValues(r).Add(float64(n))
@@ -263,7 +265,7 @@ func isNoScript(err error) bool {
 type applyReply struct {
 	status                                   int64
 	created, launches, visits, dupMsg, dupRe int64
-	forgotten                                int64
+	forgotten, evicted                       int64
 	owner                                    string
 	links                                    [][2]string // (anonymous id, state)
 }
@@ -279,10 +281,10 @@ const (
 func parseApply(v any) (applyReply, error) {
 	var r applyReply
 	vals, ok := v.([]any)
-	if !ok || len(vals) < 8 || len(vals)%2 != 0 {
+	if !ok || len(vals) < 9 || len(vals)%2 != 1 {
 		return r, fmt.Errorf("profile script: unexpected reply %v", v)
 	}
-	nums := [...]*int64{&r.status, &r.created, &r.launches, &r.visits, &r.dupMsg, &r.dupRe, &r.forgotten}
+	nums := [...]*int64{&r.status, &r.created, &r.launches, &r.visits, &r.dupMsg, &r.dupRe, &r.forgotten, &r.evicted}
 	for i, p := range nums {
 		n, ok := vals[i].(int64)
 		if !ok {
@@ -290,8 +292,8 @@ func parseApply(v any) (applyReply, error) {
 		}
 		*p = n
 	}
-	r.owner, _ = vals[7].(string)
-	for i := 8; i+1 < len(vals); i += 2 {
+	r.owner, _ = vals[8].(string)
+	for i := 9; i+1 < len(vals); i += 2 {
 		a, _ := vals[i].(string)
 		st, _ := vals[i+1].(string)
 		r.links = append(r.links, [2]string{a, st})
@@ -306,6 +308,7 @@ func (r *Result) add(a applyReply) {
 	r.DupMessageID += int(a.dupMsg)
 	r.DupRedelivered += int(a.dupRe)
 	r.Forgotten += int(a.forgotten)
+	r.Evicted += int(a.evicted)
 }
 
 // ApplyCounted writes every update and returns what the scripts counted.

@@ -209,12 +209,16 @@ func TestCustomTraitsKeepTheSmallestKeys(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
 	// 300 distinct trait keys over several calls, largest first
+	evicted := 0
 	for b := 0; b < 3; b++ {
 		var fields []string
 		for i := 0; i < 100; i++ {
 			fields = append(fields, fmt.Sprintf("trait.k%03d", 299-(b*100+i)), "v")
 		}
-		apply(t, s, rec{ev(profile.KindIdentify, "u1", t0+int64(b), "", fields...), "s:0", int64(b)})
+		evicted += apply(t, s, rec{ev(profile.KindIdentify, "u1", t0+int64(b), "", fields...), "s:0", int64(b)}).Evicted
+	}
+	if evicted != 300-profile.MaxTraits {
+		t.Errorf("%d evictions counted, want %d", evicted, 300-profile.MaxTraits)
 	}
 	h := hash(t, c, prefix, "u1")
 	n := 0
