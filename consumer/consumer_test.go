@@ -2,24 +2,25 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
-	"github.com/profiled/profiled/sink"
 )
 
-// TestNothingCommittedWhileRedisFails runs the consumer against the
-// in-process broker and Redis (no services needed, so it runs under
-// -short too): while every Redis command fails, the consumer is not ready
-// and commits nothing; when Redis answers again, every record is applied
+// TestNothingCommittedWhileStoreFails runs the consumer against the
+// in-process broker and the fake store (no services needed, so it runs
+// under -short too): while every Apply fails, the consumer is not ready
+// and commits nothing; when the store works again, every record is applied
 // once and committed. The real-services version is e2e.TestRedisOutage.
-func TestNothingCommittedWhileRedisFails(t *testing.T) {
+func TestNothingCommittedWhileStoreFails(t *testing.T) {
 	f := newFixture(t, 3)
-	brokers, conn, mr, rdb := f.brokers, f.conn, f.mr, f.rdb
+	brokers, conn, store := f.brokers, f.conn, f.store
 
 	var lines []string
 	for i := 0; i < 300; i++ {
@@ -34,7 +35,7 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c := f.consumer(t, ctx, consumer.Config{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
-	mr.SetError("LOADING Redis is loading the dataset in memory")
+	store.setFail(errors.New("LOADING Redis is loading the dataset in memory"))
 	stop := run(t, ctx, cancel, c)
 
 	until(t, 20*time.Second, "not ready because the store fails", func() bool {
@@ -54,7 +55,7 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 		}
 	}
 
-	mr.SetError("")
+	store.setFail(nil)
 	until(t, 20*time.Second, "every record committed", func() bool {
 		offs, err := conn.GroupOffsets(ctx, "g", "events")
 		return err == nil && consumer.CaughtUp(offs)
@@ -62,7 +63,7 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 	until(t, 5*time.Second, "ready", func() bool { return c.Ready(ctx) == nil })
 	total := 0
 	for i := 0; i < 30; i++ {
-		n, err := rdb.HGet(ctx, sink.Key("", fmt.Sprintf("u%d", i)), "app_launches").Int()
+		n, err := strconv.Atoi(store.field(fmt.Sprintf("u%d", i), "app_launches"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,25 +6,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/profile"
-	"github.com/profiled/profiled/sink"
 )
 
-// fixture is the in-process broker (topics "events" and "dlq") and Redis
-// that the consumer tests run on; no services needed, so they run under
-// -short too.
+// fixture is the in-process broker (topics "events" and "dlq") and the
+// fake store that the consumer tests run on; no services needed, so they
+// run under -short too.
 type fixture struct {
 	brokers []string
 	conn    consumer.Conn
-	mr      *miniredis.Miniredis
-	rdb     *redis.Client
+	store   *fakeStore
 	reg     *prometheus.Registry
 }
 
@@ -35,11 +31,8 @@ func newFixture(t *testing.T, partitions int) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
 	brokers := cl.ListenAddrs()
-	return &fixture{brokers: brokers, conn: consumer.Conn{Brokers: brokers}, mr: mr, rdb: rdb, reg: prometheus.NewRegistry()}
+	return &fixture{brokers: brokers, conn: consumer.Conn{Brokers: brokers}, store: newFakeStore(), reg: prometheus.NewRegistry()}
 }
 
 // consumer prepares a consumer of "events" in group "g" that dead-letters
@@ -51,7 +44,7 @@ func (f *fixture) consumer(t *testing.T, ctx context.Context, cfg consumer.Confi
 		t.Fatal(err)
 	}
 	cfg.Conn, cfg.Topics, cfg.Group, cfg.DLQTopic = f.conn, []string{"events"}, "g", "dlq"
-	c, err := consumer.New(cfg, zerolog.New(io.Discard), f.reg, dec, sink.New(f.rdb, sink.Config{DedupeWindow: time.Hour}, nil))
+	c, err := consumer.New(cfg, zerolog.New(io.Discard), f.reg, dec, f.store)
 	if err != nil {
 		t.Fatal(err)
 	}
