@@ -162,12 +162,7 @@ type Consumer struct {
 	m     *Metrics
 	dec   *profile.Decoder
 	store Store
-	dlq   *kafka.Writer
-	// dlqOne sends one record per produce request: dead letters the broker
-	// refused as part of a request over its size limit are retried through
-	// it, so that only a record too large on its own fails for good.
-	dlqOne *kafka.Writer
-	now    func() time.Time
+	dlq   *deadLetterer
 
 	mu      sync.Mutex
 	sources map[string]string // topic -> stable id of the topic's incarnation
@@ -175,7 +170,9 @@ type Consumer struct {
 	joined       atomic.Bool
 	storeFailing atomic.Bool
 	alive        atomic.Int64 // unix nanos of the loop's last sign of life
-	unfinished   atomic.Bool  // the last drain could not finish its batch
+
+	unfinishedMu  sync.Mutex
+	unfinishedErr error // why the last generation's drain left work undone
 }
 
 // New validates cfg and returns a Consumer. It does not contact Kafka.
@@ -188,26 +185,8 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 	if err != nil {
 		return nil, err
 	}
-	dlqWriter := func(batchSize int) *kafka.Writer {
-		return &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Conn.Brokers...),
-			Topic:        cfg.DLQTopic,
-			Balancer:     &kafka.Hash{},
-			RequiredAcks: kafka.RequireAll,
-			MaxAttempts:  1, // retried by the consumer, which knows what is at stake
-			BatchSize:    batchSize,
-			BatchBytes:   64 << 20,
-			BatchTimeout: time.Millisecond,
-			WriteTimeout: 10 * time.Second,
-			Transport:    transport,
-		}
-	}
-	c := &Consumer{
-		cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, now: time.Now,
-		sources: map[string]string{},
-		dlq:     dlqWriter(1000),
-		dlqOne:  dlqWriter(1),
-	}
+	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, sources: map[string]string{}}
+	c.dlq = newDeadLetterer(cfg, transport, log, c.m, c.backoff, c.touch)
 	c.alive.Store(time.Now().UnixNano())
 	return c, nil
 }
@@ -281,6 +260,12 @@ func (c *Consumer) Ready(ctx context.Context) error {
 	return nil
 }
 
+func (c *Consumer) unfinished() error {
+	c.unfinishedMu.Lock()
+	defer c.unfinishedMu.Unlock()
+	return c.unfinishedErr
+}
+
 func (c *Consumer) touch() { c.alive.Store(time.Now().UnixNano()) }
 
 // Run consumes until ctx is cancelled, then finishes and commits the batch
@@ -322,7 +307,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 	defer func() { <-closed }()
 	defer c.dlq.Close()
-	defer c.dlqOne.Close()
 
 	for {
 		c.touch()
@@ -337,10 +321,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.runGeneration(ctx, gen)
 	}
 	<-closed
-	c.dlq.Close()
-	c.dlqOne.Close()
-	if c.unfinished.Load() {
-		return errors.New("shutdown: the batch in hand could not be finished; it will be delivered again")
+	if err := c.unfinished(); err != nil {
+		return fmt.Errorf("shutdown: %w; the records in hand will be delivered again", err)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -132,18 +131,23 @@ func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-cha
 
 	batches := make(chan *batch)  // unbuffered: a hand-over only when the writer is free
 	done := make(chan written, 4) // written batches, in order
-	var failed bool               // the writer gave up on a batch (set before done closes)
+	var writeErr, commitErr error // set before their goroutines end
+	commit := func(offs map[string]map[int]int64) error { return c.commit(rctx, gen, offs) }
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); c.collect(gctx, stop, in, batches) }()
-	go func() { defer wg.Done(); failed = !c.writeAll(rctx, batches, done) }()
-	go func() { defer wg.Done(); c.commitLoop(rctx, gen, done, halt) }()
+	go func() { defer wg.Done(); writeErr = c.writeAll(rctx, batches, done) }()
+	go func() { defer wg.Done(); commitErr = c.commitLoop(done, commit, halt) }()
 	wg.Wait()
-	if failed && gctx.Err() != nil {
-		c.unfinished.Store(true)
-	} else {
-		c.unfinished.Store(false)
+	// Work left undone is delivered again to the next owner; only when
+	// this was the last generation (shutdown) is it Run's error.
+	var err error
+	if gctx.Err() != nil {
+		err = errors.Join(writeErr, commitErr)
 	}
+	c.unfinishedMu.Lock()
+	c.unfinishedErr = err
+	c.unfinishedMu.Unlock()
 }
 
 // collect decodes records into batches and hands each to the writer.
@@ -203,24 +207,24 @@ func (c *Consumer) handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
 }
 
 // writeAll writes batches in order until the collector closes in. It
-// reports false when a batch could not be written before rctx ended; the
-// batches after it are then dropped unwritten (and uncommitted).
-func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- written) bool {
+// returns an error when a batch could not be written before rctx ended;
+// the batches after it are then dropped unwritten (and uncommitted).
+func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- written) error {
 	defer close(done)
-	ok := true
+	var failed error
 	for b := range in {
-		if !ok {
+		if failed != nil {
 			continue
 		}
 		w, err := c.write(rctx, b)
 		if err != nil {
 			c.log.Warn().Err(err).Msg("batch not written; its records will be delivered again")
-			ok = false
+			failed = fmt.Errorf("batch not written: %w", err)
 			continue
 		}
 		done <- w
 	}
-	return ok
+	return failed
 }
 
 // write starts the dead-letter write of the rejected records, applies the
@@ -242,7 +246,7 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 		ch := make(chan dlqResult, 1)
 		w.dlq = ch
 		go func() {
-			stopAt, err := c.deadLetter(ctx, b.recs, b.dead, start)
+			stopAt, err := c.dlq.write(ctx, b.recs, b.dead, start)
 			ch <- dlqResult{stopAt: stopAt, err: err}
 		}()
 	}
@@ -321,94 +325,4 @@ func (b *batch) ranges() string {
 		fmt.Fprintf(&sb, "%s/%d:%d-%d", tp.topic, tp.partition, first[tp], last[tp])
 	}
 	return sb.String()
-}
-
-// commitLoop commits what the writer finished: at most once per
-// CommitInterval while records flow, and once more when the writer is done.
-// It returns false when it had to leave written records uncommitted: a
-// dead-letter write did not finish before the drain ended, or the
-// coordinator refused a commit for good (the generation is over; then it
-// halts the generation, and the next owner gets those records again).
-func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-chan written, halt func()) bool {
-	pending := map[topicPartition]int64{}
-	hwm := map[topicPartition]int64{}
-	stopped := map[topicPartition]int64{}
-	var last time.Time
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	frozen := false // nothing more may be committed in this generation
-	complete := true
-	flush := func() {
-		if len(pending) == 0 || frozen {
-			return
-		}
-		if c.cfg.BeforeCommit != nil {
-			c.cfg.BeforeCommit()
-		}
-		offsets := map[string]map[int]int64{}
-		for tp, off := range pending {
-			if offsets[tp.topic] == nil {
-				offsets[tp.topic] = map[int]int64{}
-			}
-			offsets[tp.topic][tp.partition] = off
-		}
-		if err := c.commit(rctx, gen, offsets); err != nil {
-			c.log.Warn().Err(err).Int32("generation", gen.ID).Msg("offsets not committed; those records will be delivered again")
-			frozen, complete = true, false
-			halt()
-			return
-		}
-		last = time.Now()
-		for tp, off := range pending {
-			if _, s := stopped[tp]; !s {
-				c.m.consumerLag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(max(hwm[tp]-off, 0)))
-			}
-		}
-		c.m.lastProcessed.Set(float64(last.UnixNano()) / 1e9)
-		clear(pending)
-	}
-	for {
-		select {
-		case w, ok := <-in:
-			if !ok {
-				flush()
-				return complete
-			}
-			if frozen {
-				continue
-			}
-			if w.dlq != nil {
-				r := <-w.dlq
-				if r.err != nil {
-					c.log.Warn().Err(r.err).Msg("dead letters not written; their records and those after them will be delivered again")
-					flush() // earlier batches are done
-					frozen, complete = true, false
-					continue
-				}
-				for tp, off := range r.stopAt {
-					if _, ok := stopped[tp]; !ok {
-						stopped[tp] = off
-					}
-				}
-				c.m.stoppedParts.Set(float64(len(stopped)))
-			}
-			for tp, off := range w.next {
-				if stop, ok := stopped[tp]; ok {
-					off = min(off, stop) // up to the record that failed, never past it
-				}
-				pending[tp] = off
-				hwm[tp] = w.hwm[tp]
-			}
-			if wait := c.cfg.CommitInterval - time.Since(last); wait <= 0 {
-				flush()
-			} else if !armed {
-				timer.Reset(wait)
-				armed = true
-			}
-		case <-timer.C:
-			armed = false
-			flush()
-		}
-	}
 }

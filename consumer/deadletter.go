@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -20,36 +21,53 @@ const (
 	HeaderFailedAt        = "profiled.failed_at"
 )
 
-func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, offsets map[string]map[int]int64) error {
-	var err error
-	for attempt := 0; attempt < 4; attempt++ {
-		if err = gen.CommitOffsets(offsets); err == nil {
-			return nil
-		}
-		c.m.commitErrors.Inc()
-		var ke kafka.Error
-		if errors.As(err, &ke) && (ke == kafka.IllegalGeneration || ke == kafka.UnknownMemberId || ke == kafka.RebalanceInProgress) {
-			break // the generation is over; the next owner gets these records again
-		}
-		if !sleep(ctx, c.backoff(attempt)) {
-			break
-		}
-	}
-	return fmt.Errorf("commit: %w", err)
+// deadLetterer writes rejected records to the dead-letter topic.
+type deadLetterer struct {
+	// batch sends many records per produce request; one sends one, for
+	// dead letters the broker refused as part of a request over its size
+	// limit, so that only a record too large on its own fails for good.
+	batch, one *kafka.Writer
+	log        zerolog.Logger
+	m          *Metrics
+	backoff    func(attempt int) time.Duration
+	touch      func() // a sign of life while retrying
 }
 
-// deadLetter writes the rejected records to the dead-letter topic and waits
-// for the acknowledgement of all in-sync replicas. It retries temporary
-// errors until ctx ends; a record whose write fails for good stops its
-// partition: the returned map holds, per stopped partition, the offset of
-// the first record that must not be committed.
+func newDeadLetterer(cfg Config, transport *kafka.Transport, log zerolog.Logger, m *Metrics, backoff func(int) time.Duration, touch func()) *deadLetterer {
+	writer := func(batchSize int) *kafka.Writer {
+		return &kafka.Writer{
+			Addr:         kafka.TCP(cfg.Conn.Brokers...),
+			Topic:        cfg.DLQTopic,
+			Balancer:     &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll,
+			MaxAttempts:  1, // retried here, where what is at stake is known
+			BatchSize:    batchSize,
+			BatchBytes:   64 << 20,
+			BatchTimeout: time.Millisecond,
+			WriteTimeout: 10 * time.Second,
+			Transport:    transport,
+		}
+	}
+	return &deadLetterer{batch: writer(1000), one: writer(1), log: log, m: m, backoff: backoff, touch: touch}
+}
+
+// Close closes the writers.
+func (d *deadLetterer) Close() error {
+	return errors.Join(d.batch.Close(), d.one.Close())
+}
+
+// write writes the rejected records recs[dead...] to the dead-letter topic
+// and waits for the acknowledgement of all in-sync replicas. It retries
+// temporary errors until ctx ends; a record whose write fails for good
+// stops its partition: the returned map holds, per stopped partition, the
+// offset of the first record that must not be committed.
 //
 // The broker refuses a produce request larger than its message.max.bytes
 // (1 MB by default) as a whole, so a few oversized records that each fit
 // the topic can fail together. Records refused as too large are tried
-// again at once, each in a request of its own (dlqOne); only a record
-// refused on its own is too large for good.
-func (c *Consumer) deadLetter(ctx context.Context, recs []decoded, dead []int, now time.Time) (map[topicPartition]int64, error) {
+// again at once, each in a request of its own; only a record refused on
+// its own is too large for good.
+func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, now time.Time) (map[topicPartition]int64, error) {
 	failedAt := now.UTC().Format(time.RFC3339Nano)
 	stopAt := map[topicPartition]int64{}
 	alone := map[int]bool{} // records to write one per request
@@ -68,11 +86,11 @@ func (c *Consumer) deadLetter(ctx context.Context, recs []decoded, dead []int, n
 		for _, group := range [...]struct {
 			w   *kafka.Writer
 			idx []int
-		}{{c.dlq, together}, {c.dlqOne, single}} {
+		}{{d.batch, together}, {d.one, single}} {
 			if len(group.idx) == 0 {
 				continue
 			}
-			err := group.w.WriteMessages(ctx, c.letters(recs, group.idx, failedAt)...)
+			err := group.w.WriteMessages(ctx, letters(recs, group.idx, failedAt)...)
 			var werrs kafka.WriteErrors
 			perRecord := errors.As(err, &werrs) && len(werrs) == len(group.idx)
 			for j, i := range group.idx {
@@ -83,24 +101,24 @@ func (c *Consumer) deadLetter(ctx context.Context, recs []decoded, dead []int, n
 				}
 				switch {
 				case e == nil:
-					c.m.deadLettered.WithLabelValues(r.rej.Reason).Inc()
-					c.log.Info().Str("reason", r.rej.Reason).Str("detail", r.rej.Detail).
+					d.m.deadLettered.WithLabelValues(r.rej.Reason).Inc()
+					d.log.Info().Str("reason", r.rej.Reason).Str("detail", r.rej.Detail).
 						Str("topic", r.msg.Topic).Int("partition", r.msg.Partition).
 						Int64("offset", r.msg.Offset).Msg("dead-lettered")
 				case errors.Is(e, kafka.MessageSizeTooLarge) && !alone[i]:
 					alone[i] = true
 					retry = append(retry, i)
 				case isTemporary(e):
-					c.m.dlqErrors.WithLabelValues("temporary").Inc()
+					d.m.dlqErrors.WithLabelValues("temporary").Inc()
 					retry = append(retry, i)
 					lastErr, tooLargeOnly = e, false
 				default:
-					c.m.dlqErrors.WithLabelValues("permanent").Inc()
+					d.m.dlqErrors.WithLabelValues("permanent").Inc()
 					tp := topicPartition{r.msg.Topic, r.msg.Partition}
 					if cur, ok := stopAt[tp]; !ok || r.msg.Offset < cur {
 						stopAt[tp] = r.msg.Offset
 					}
-					c.log.Error().Err(e).Str("topic", tp.topic).Int("partition", tp.partition).
+					d.log.Error().Err(e).Str("topic", tp.topic).Int("partition", tp.partition).
 						Int64("offset", r.msg.Offset).Msg("dead-letter write failed for good; partition stopped")
 				}
 			}
@@ -108,10 +126,10 @@ func (c *Consumer) deadLetter(ctx context.Context, recs []decoded, dead []int, n
 		pending = retry
 		if len(pending) > 0 && !tooLargeOnly {
 			if attempt == 0 || attempt%20 == 0 {
-				c.log.Warn().Err(lastErr).Int("records", len(pending)).Msg("dead-letter write failed; retrying")
+				d.log.Warn().Err(lastErr).Int("records", len(pending)).Msg("dead-letter write failed; retrying")
 			}
-			c.touch()
-			if !sleep(ctx, c.backoff(attempt)) {
+			d.touch()
+			if !sleep(ctx, d.backoff(attempt)) {
 				return nil, fmt.Errorf("dead-letter: %w", lastErr)
 			}
 		}
@@ -121,7 +139,7 @@ func (c *Consumer) deadLetter(ctx context.Context, recs []decoded, dead []int, n
 
 // letters returns the dead letters of the records at idx: key, value and
 // headers unchanged, plus the contract's headers.
-func (c *Consumer) letters(recs []decoded, idx []int, failedAt string) []kafka.Message {
+func letters(recs []decoded, idx []int, failedAt string) []kafka.Message {
 	msgs := make([]kafka.Message, len(idx))
 	for j, i := range idx {
 		r := recs[i]
