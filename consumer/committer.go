@@ -183,7 +183,8 @@ func (c *Consumer) commitLoop(in <-chan written, commit commitFunc, halt func())
 // once when the generation is over.
 func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, offsets map[string]map[int]int64) error {
 	var err error
-	for attempt := 0; attempt < 4; attempt++ {
+	retry := c.retrier(c.log.With().Int32("generation", gen.ID).Logger(), "commit")
+	for retry.attempt < 4 {
 		if err = gen.CommitOffsets(offsets); err == nil {
 			return nil
 		}
@@ -192,7 +193,7 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, offsets ma
 		if errors.As(err, &ke) && (ke == kafka.IllegalGeneration || ke == kafka.UnknownMemberId || ke == kafka.RebalanceInProgress) {
 			break // the generation is over; the next owner gets these records again
 		}
-		if !sleep(ctx, c.backoff(attempt)) {
+		if !retry.wait(ctx, err) {
 			break
 		}
 	}

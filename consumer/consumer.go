@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -163,6 +162,7 @@ type Consumer struct {
 	dec   *profile.Decoder
 	store Store
 	dlq   *deadLetterer
+	retry backoff
 
 	mu      sync.Mutex
 	sources map[string]string // topic -> stable id of the topic's incarnation
@@ -185,8 +185,9 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, sources: map[string]string{}}
-	c.dlq = newDeadLetterer(cfg, transport, log, c.m, c.backoff, c.touch)
+	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, sources: map[string]string{},
+		retry: backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
+	c.dlq = newDeadLetterer(cfg, transport, c.m, c.retrier(log, "dead-letter write"))
 	c.alive.Store(time.Now().UnixNano())
 	return c, nil
 }
@@ -390,45 +391,21 @@ func (c *Consumer) fetch(gctx context.Context, topic string, pa kafka.PartitionA
 		c.log.Error().Err(err).Str("topic", topic).Int("partition", pa.ID).Msg("set offset")
 		return
 	}
-	for attempt := 0; ; {
+	retry := c.retrier(c.log.With().Str("topic", topic).Int("partition", pa.ID).Logger(), "fetch")
+	for {
 		m, err := r.FetchMessage(gctx)
 		if err != nil {
-			if gctx.Err() != nil {
+			if gctx.Err() != nil || !retry.wait(gctx, err) {
 				return
 			}
-			c.log.Warn().Err(err).Str("topic", topic).Int("partition", pa.ID).Msg("fetch failed; retrying")
-			if !sleep(gctx, c.backoff(attempt)) {
-				return
-			}
-			attempt++
 			continue
 		}
-		attempt = 0
+		retry.reset()
 		select {
 		case in <- m:
 		case <-gctx.Done():
 			return
 		}
-	}
-}
-
-// backoff returns the capped exponential back-off with full jitter.
-func (c *Consumer) backoff(attempt int) time.Duration {
-	d := c.cfg.RetryMin << min(attempt, 20)
-	if d > c.cfg.RetryMax || d <= 0 {
-		d = c.cfg.RetryMax
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

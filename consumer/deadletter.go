@@ -29,11 +29,10 @@ type deadLetterer struct {
 	batch, one *kafka.Writer
 	log        zerolog.Logger
 	m          *Metrics
-	backoff    func(attempt int) time.Duration
-	touch      func() // a sign of life while retrying
+	retry      retrier // a template: each write counts its own attempts
 }
 
-func newDeadLetterer(cfg Config, transport *kafka.Transport, log zerolog.Logger, m *Metrics, backoff func(int) time.Duration, touch func()) *deadLetterer {
+func newDeadLetterer(cfg Config, transport *kafka.Transport, m *Metrics, retry *retrier) *deadLetterer {
 	writer := func(batchSize int) *kafka.Writer {
 		return &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Conn.Brokers...),
@@ -48,7 +47,7 @@ func newDeadLetterer(cfg Config, transport *kafka.Transport, log zerolog.Logger,
 			Transport:    transport,
 		}
 	}
-	return &deadLetterer{batch: writer(1000), one: writer(1), log: log, m: m, backoff: backoff, touch: touch}
+	return &deadLetterer{batch: writer(1000), one: writer(1), log: retry.log, m: m, retry: *retry}
 }
 
 // Close closes the writers.
@@ -72,7 +71,8 @@ func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, no
 	stopAt := map[topicPartition]int64{}
 	alone := map[int]bool{} // records to write one per request
 	pending := dead
-	for attempt := 0; len(pending) > 0; attempt++ {
+	rt := d.retry
+	for len(pending) > 0 {
 		var together, single, retry []int
 		for _, i := range pending {
 			if alone[i] {
@@ -124,14 +124,8 @@ func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, no
 			}
 		}
 		pending = retry
-		if len(pending) > 0 && !tooLargeOnly {
-			if attempt == 0 || attempt%20 == 0 {
-				d.log.Warn().Err(lastErr).Int("records", len(pending)).Msg("dead-letter write failed; retrying")
-			}
-			d.touch()
-			if !sleep(ctx, d.backoff(attempt)) {
-				return nil, fmt.Errorf("dead-letter: %w", lastErr)
-			}
+		if len(pending) > 0 && !tooLargeOnly && !rt.wait(ctx, lastErr) {
+			return nil, fmt.Errorf("dead-letter: %w", lastErr)
 		}
 	}
 	return stopAt, nil

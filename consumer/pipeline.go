@@ -253,18 +253,15 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 
 	applyStart := time.Now()
 	if len(b.order) > 0 {
-		for attempt := 0; ; attempt++ {
+		retry := c.retrier(c.log.With().Int("profiles", len(b.order)).Logger(), "store write")
+		for {
 			err := c.store.Apply(ctx, b.order)
 			if err == nil {
 				c.storeFailing.Store(false)
 				break
 			}
 			c.storeFailing.Store(true)
-			if attempt == 0 || attempt%20 == 0 {
-				c.log.Warn().Err(err).Int("attempt", attempt+1).Int("profiles", len(b.order)).Msg("store write failed; retrying with back-off")
-			}
-			c.touch()
-			if !sleep(ctx, c.backoff(attempt)) {
+			if !retry.wait(ctx, err) {
 				if w.dlq != nil {
 					<-w.dlq
 				}
