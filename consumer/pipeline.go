@@ -161,7 +161,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 	defer tick.Stop()
 	for {
 		var send chan<- *batch
-		if len(cur.recs) > 0 && (lingered || c.cfg.BatchTime == 0) {
+		if len(cur.recs) > 0 && lingered {
 			send = out
 		}
 		var recv <-chan kafka.Message
@@ -173,7 +173,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 		select {
 		case m := <-recv:
 			c.add(cur, m)
-			if len(cur.recs) == 1 && c.cfg.BatchTime > 0 {
+			if len(cur.recs) == 1 { // BatchTime is at least 1ms after setDefaults
 				lingered = false
 				linger.Reset(c.cfg.BatchTime)
 			}
