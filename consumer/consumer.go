@@ -88,6 +88,29 @@ type Config struct {
 	// offsets are committed. Fault-injection tests use it to crash the
 	// process in exactly that window; production leaves it nil.
 	BeforeCommit func()
+
+	// OnBatch, when set, is called with each batch once it is written to
+	// the store, before its offsets are committed; from one goroutine at a
+	// time, in the order batches are written. The benchmark replays the
+	// pipeline's own batches from it; production leaves it nil.
+	OnBatch func(BatchInfo)
+}
+
+// BatchInfo describes one batch the consumer wrote.
+type BatchInfo struct {
+	Ranges   []OffsetRange `json:"ranges"`   // per partition, in order of first record
+	Records  int           `json:"records"`  // records consumed, dead letters included
+	Profiles int           `json:"profiles"` // profile updates applied
+	Dead     int           `json:"dead"`     // records dead-lettered
+}
+
+// OffsetRange is the offsets First..Last of one partition, every record
+// between them included.
+type OffsetRange struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	First     int64  `json:"first"`
+	Last      int64  `json:"last"`
 }
 
 func (c *Config) setDefaults() {

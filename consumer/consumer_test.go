@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,4 +74,62 @@ func TestNothingCommittedWhileStoreFails(t *testing.T) {
 		t.Fatalf("%d launches counted, want 300", total)
 	}
 	stop()
+}
+
+// TestOnBatchReportsEveryRecordOnce: the batches OnBatch reports cover
+// every consumed record once, per partition in offset order; the
+// benchmark rebuilds the pipeline's batches from them.
+func TestOnBatchReportsEveryRecordOnce(t *testing.T) {
+	f := newFixture(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := feed.NewWriter(f.brokers, "events", nil)
+	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+	var lines []string
+	for i := 0; i < 200; i++ {
+		if i%50 == 7 {
+			lines = append(lines, `{"type":"page"`) // dead-lettered: reported too
+			continue
+		}
+		lines = append(lines, fmt.Sprintf(`{"type":"page","userId":"u%d","timestamp":%q}`, i%20, ts))
+	}
+	if _, err := feed.Lines(ctx, w, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	var mu sync.Mutex
+	var batches []consumer.BatchInfo
+	c := f.consumer(t, ctx, consumer.Config{BatchSize: 16, OnBatch: func(b consumer.BatchInfo) {
+		mu.Lock()
+		batches = append(batches, b)
+		mu.Unlock()
+	}})
+	stop := run(t, ctx, cancel, c)
+	until(t, 20*time.Second, "every record committed", func() bool {
+		offs, err := f.conn.GroupOffsets(ctx, "g", "events")
+		return err == nil && consumer.CaughtUp(offs)
+	})
+	stop()
+
+	next := map[int]int64{}
+	records, dead := 0, 0
+	for _, b := range batches {
+		n := 0
+		for _, r := range b.Ranges {
+			if r.Topic != "events" || r.First != next[r.Partition] || r.Last < r.First {
+				t.Fatalf("range %+v does not follow offset %d", r, next[r.Partition])
+			}
+			next[r.Partition] = r.Last + 1
+			n += int(r.Last - r.First + 1)
+		}
+		if n != b.Records || b.Records > 16 {
+			t.Errorf("batch %+v: ranges hold %d records", b, n)
+		}
+		records += b.Records
+		dead += b.Dead
+	}
+	if records != 200 || dead != 4 {
+		t.Errorf("reported %d records, %d dead; want 200, 4", records, dead)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -294,32 +293,29 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 	if e := c.log.Debug(); e.Enabled() {
 		e.Int("records", len(b.recs)).Int("profiles", len(b.order)).Int("dead", len(b.dead)).
 			Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", now.Sub(applyStart)).
-			Str("ranges", b.ranges()).Msg("batch written")
+			Msg("batch written")
+	}
+	if c.cfg.OnBatch != nil {
+		c.cfg.OnBatch(b.info())
 	}
 	return w, nil
 }
 
-// ranges names the offsets a batch holds, per partition:
-// "topic/partition:first-last ...". Records of a partition enter a batch in
-// offset order.
-func (b *batch) ranges() string {
-	first := map[topicPartition]int64{}
-	last := map[topicPartition]int64{}
-	var order []topicPartition
+// info describes the batch for Config.OnBatch. Records of a partition
+// enter a batch in offset order, so each partition's records are the
+// range First..Last of its log (ranges in order of first appearance).
+func (b *batch) info() BatchInfo {
+	at := map[topicPartition]int{}
+	var ranges []OffsetRange
 	for _, r := range b.recs {
 		tp := topicPartition{r.msg.Topic, r.msg.Partition}
-		if _, ok := first[tp]; !ok {
-			first[tp] = r.msg.Offset
-			order = append(order, tp)
+		i, ok := at[tp]
+		if !ok {
+			i = len(ranges)
+			at[tp] = i
+			ranges = append(ranges, OffsetRange{Topic: tp.topic, Partition: tp.partition, First: r.msg.Offset})
 		}
-		last[tp] = r.msg.Offset
+		ranges[i].Last = r.msg.Offset
 	}
-	var sb strings.Builder
-	for i, tp := range order {
-		if i > 0 {
-			sb.WriteByte(' ')
-		}
-		fmt.Fprintf(&sb, "%s/%d:%d-%d", tp.topic, tp.partition, first[tp], last[tp])
-	}
-	return sb.String()
+	return BatchInfo{Ranges: ranges, Records: len(b.recs), Profiles: len(b.order), Dead: len(b.dead)}
 }
