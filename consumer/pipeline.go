@@ -54,7 +54,14 @@ func (c *Consumer) add(b *batch, m kafka.Message) {
 	if len(b.recs) == 0 {
 		b.first = start
 	}
-	ev, err := c.dec.Decode(m.Value, m.Time, start)
+	value := m.Value
+	if len(value) == 0 {
+		// A null and an empty value are both tombstones (contract section
+		// 1): kafka-go hands both over as nil anyway, and saying so here
+		// keeps it true whatever the client does.
+		value = nil
+	}
+	ev, err := c.dec.Decode(value, m.Time, start)
 	r := decoded{msg: m, ev: ev}
 	if err != nil {
 		var rej *profile.Rejection
