@@ -88,13 +88,13 @@ func (c *committer) offsets() map[string]map[int]int64 {
 }
 
 // committed records that the offsets were committed at now and returns
-// the consumer lag of each partition committed.
+// the consumer lag of each partition committed, stopped ones included.
 func (c *committer) committed(now time.Time) map[topicPartition]int64 {
 	lag := make(map[topicPartition]int64, len(c.pending))
 	for tp, off := range c.pending {
-		if _, s := c.stopped[tp]; !s {
-			lag[tp] = max(c.hwm[tp]-off, 0)
-		}
+		// a stopped partition too: its lag keeps growing while records
+		// arrive behind the one that stopped it, so the lag alert fires
+		lag[tp] = max(c.hwm[tp]-off, 0)
 	}
 	clear(c.pending)
 	c.last = now
@@ -138,9 +138,7 @@ func (c *Consumer) commitLoop(in <-chan written, commit commitFunc, halt func())
 			return
 		}
 		now := time.Now()
-		for tp, lag := range cm.committed(now) {
-			c.m.consumerLag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(lag))
-		}
+		c.setLag(cm.committed(now))
 		c.m.lastProcessed.Set(float64(now.UnixNano()) / 1e9)
 	}
 	for {
@@ -175,6 +173,31 @@ func (c *Consumer) commitLoop(in <-chan written, commit commitFunc, halt func())
 		case <-timer.C:
 			armed = false
 			flush()
+		}
+	}
+}
+
+// setLag sets the consumer-lag gauge of each partition in lag.
+func (c *Consumer) setLag(lag map[topicPartition]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, n := range lag {
+		c.m.consumerLag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(n))
+		c.lagged[tp] = true
+	}
+}
+
+// keepLag drops the consumer-lag series of partitions no longer assigned.
+// The others keep their value into the new generation: a stopped
+// partition's lag must not vanish at a rebalance, or its alert could not
+// fire (it is updated again once the partition's records come through).
+func (c *Consumer) keepLag(assigned map[topicPartition]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp := range c.lagged {
+		if !assigned[tp] {
+			c.m.consumerLag.DeleteLabelValues(tp.topic, strconv.Itoa(tp.partition))
+			delete(c.lagged, tp)
 		}
 	}
 }

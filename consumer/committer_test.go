@@ -70,13 +70,13 @@ func TestCommitterOffsets(t *testing.T) {
 			lag:  tpOffsets{p1: 0},
 		},
 		{
-			name: "a dead letter that failed for good stops its partition at that offset; others go on",
+			name: "a dead letter that failed for good stops its partition at that offset; others go on; its lag keeps growing",
 			steps: []step{
-				{next: tpOffsets{p0: 10, p1: 10}, stopAt: tpOffsets{p0: 6}, commit: true},
-				{next: tpOffsets{p0: 20, p1: 20}, commit: true},
+				{next: tpOffsets{p0: 10, p1: 10}, hwm: tpOffsets{p0: 10, p1: 10}, stopAt: tpOffsets{p0: 6}, commit: true},
+				{next: tpOffsets{p0: 20, p1: 20}, hwm: tpOffsets{p0: 30, p1: 20}, commit: true},
 			},
 			want:    tpOffsets{p0: 6, p1: 20},
-			lag:     tpOffsets{p1: 0},
+			lag:     tpOffsets{p0: 24, p1: 0},
 			stopped: 1,
 		},
 		{
@@ -84,10 +84,10 @@ func TestCommitterOffsets(t *testing.T) {
 			steps: []step{
 				{next: tpOffsets{p0: 10}, stopAt: tpOffsets{p0: 6}},
 				{next: tpOffsets{p0: 20}, stopAt: tpOffsets{p0: 15}},
-				{next: tpOffsets{p0: 30}, stopAt: tpOffsets{p0: 4}, commit: true},
+				{next: tpOffsets{p0: 30}, hwm: tpOffsets{p0: 40}, stopAt: tpOffsets{p0: 4}, commit: true},
 			},
 			want:    tpOffsets{p0: 4},
-			lag:     tpOffsets{},
+			lag:     tpOffsets{p0: 36},
 			stopped: 1,
 		},
 	} {
@@ -179,7 +179,8 @@ func TestCommitterFrozen(t *testing.T) {
 
 // loopConsumer is a Consumer with just what commitLoop uses.
 func loopConsumer(interval time.Duration) *Consumer {
-	return &Consumer{cfg: Config{CommitInterval: interval}, log: zerolog.New(io.Discard), m: NewMetrics(prometheus.NewRegistry())}
+	return &Consumer{cfg: Config{CommitInterval: interval}, log: zerolog.New(io.Discard), m: NewMetrics(prometheus.NewRegistry()),
+		lagged: map[topicPartition]bool{}}
 }
 
 // recorder is a commitFunc that remembers each commit.
@@ -285,5 +286,35 @@ func TestCommitterDeadLetterErrorLeavesUncommitted(t *testing.T) {
 	}
 	if want := offsetsOf(tpOffsets{p0: 5, p1: 5}); !reflect.DeepEqual(got, want) {
 		t.Errorf("committed %v, want %v", got, want)
+	}
+}
+
+// TestCommitterLagKeptAcrossGenerations: at a new generation the lag
+// series of partitions still assigned stay (a stopped partition's lag
+// must not vanish at a rebalance); those of partitions gone are dropped.
+func TestCommitterLagKeptAcrossGenerations(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := &Consumer{m: NewMetrics(reg), lagged: map[topicPartition]bool{}}
+	c.setLag(tpOffsets{p0: 16, p1: 0})
+	c.keepLag(map[topicPartition]bool{p0: true, q0: true})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "profiled_consumer_lag_records" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				key += l.GetValue() + "/"
+			}
+			got[key] = m.GetGauge().GetValue()
+		}
+	}
+	if want := map[string]float64{"0/events/": 16}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("lag series %v, want %v", got, want)
 	}
 }

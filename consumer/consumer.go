@@ -188,7 +188,8 @@ type Consumer struct {
 	retry backoff
 
 	mu      sync.Mutex
-	sources map[string]string // topic -> stable id of the topic's incarnation
+	sources map[string]string       // topic -> stable id of the topic's incarnation
+	lagged  map[topicPartition]bool // partitions with a consumer-lag series
 
 	joined       atomic.Bool
 	storeFailing atomic.Bool
@@ -209,7 +210,8 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 		return nil, err
 	}
 	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, sources: map[string]string{},
-		retry: backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
+		lagged: map[topicPartition]bool{},
+		retry:  backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
 	c.dlq = newDeadLetterer(cfg, transport, c.m, c.retrier(log, "dead-letter write"))
 	c.alive.Store(time.Now().UnixNano())
 	return c, nil
@@ -227,10 +229,17 @@ func (c *Consumer) Prepare(ctx context.Context) error {
 		if !errors.Is(err, ErrUnknownTopic) {
 			return fmt.Errorf("dead-letter topic: %w", err)
 		}
-		if err := c.cfg.Conn.CreateTopic(ctx, c.cfg.DLQTopic, 1); err != nil {
+		// Room for any record the input topics accept, plus the headers:
+		// a record at the input's limit must not stop its partition.
+		limits, err := topicMaxMessageBytes(ctx, c.cfg.Conn, c.cfg.Topics)
+		if err != nil {
 			return fmt.Errorf("dead-letter topic: %w", err)
 		}
-		c.log.Info().Str("topic", c.cfg.DLQTopic).Msg("created the dead-letter topic")
+		maxBytes := dlqMaxMessageBytes(limits)
+		if err := createDLQTopic(ctx, c.cfg.Conn, c.cfg.DLQTopic, maxBytes); err != nil {
+			return fmt.Errorf("dead-letter topic: %w", err)
+		}
+		c.log.Info().Str("topic", c.cfg.DLQTopic).Int(configMaxMessageBytes, maxBytes).Msg("created the dead-letter topic")
 	}
 	return nil
 }
@@ -358,12 +367,16 @@ type topicPartition struct {
 
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	c.m.rebalances.Inc()
-	c.m.consumerLag.Reset()
 	c.m.stoppedParts.Set(0)
 	n := 0
-	for _, parts := range gen.Assignments {
+	assigned := map[topicPartition]bool{}
+	for topic, parts := range gen.Assignments {
 		n += len(parts)
+		for _, pa := range parts {
+			assigned[topicPartition{topic, pa.ID}] = true
+		}
 	}
+	c.keepLag(assigned)
 	c.m.assigned.Set(float64(n))
 	c.log.Info().Int32("generation", gen.ID).Int("partitions", n).Msg("joined the consumer group")
 

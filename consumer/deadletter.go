@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,6 +20,28 @@ const (
 	HeaderSourcePartition = "profiled.source.partition"
 	HeaderSourceOffset    = "profiled.source.offset"
 	HeaderFailedAt        = "profiled.failed_at"
+
+	// HeaderValueDropped marks a dead letter the broker refused as too
+	// large, written again with a null value: the value's length in bytes.
+	HeaderValueDropped = "profiled.error.value_dropped"
+	// HeaderKeyHeadersDropped marks a dead letter still too large without
+	// its value, written again without the producer's key and headers:
+	// their length in bytes.
+	HeaderKeyHeadersDropped = "profiled.error.key_headers_dropped"
+
+	// headerPrefix starts every header profiled sets; a producer's header
+	// under it is renamed to originalPrefix + the rest of its name.
+	headerPrefix   = "profiled."
+	originalPrefix = "profiled.original."
+)
+
+// A dead letter refused as too large on its own is written again smaller,
+// step by step; the original stays in the input topic, found by its
+// profiled.source.* headers.
+const (
+	letterWhole        = iota // key, value and headers as they came
+	letterNoValue             // null value
+	letterNoKeyHeaders        // null value, no key, no producer headers
 )
 
 // deadLetterer writes rejected records to the dead-letter topic.
@@ -64,12 +87,15 @@ func (d *deadLetterer) Close() error {
 // The broker refuses a produce request larger than its message.max.bytes
 // (1 MB by default) as a whole, so a few oversized records that each fit
 // the topic can fail together. Records refused as too large are tried
-// again at once, each in a request of its own; only a record refused on
-// its own is too large for good.
+// again at once, each in a request of its own; a record refused on its own
+// is written again without its value, then also without the producer's
+// key and headers. Only a dead letter too large even then (a topic limit
+// below the size of profiled's own headers) fails for good.
 func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, now time.Time) (map[topicPartition]int64, error) {
 	failedAt := now.UTC().Format(time.RFC3339Nano)
 	stopAt := map[topicPartition]int64{}
 	alone := map[int]bool{} // records to write one per request
+	shape := map[int]int{}  // letterWhole, letterNoValue, letterNoKeyHeaders
 	pending := dead
 	rt := d.retry
 	for len(pending) > 0 {
@@ -90,7 +116,7 @@ func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, no
 			if len(group.idx) == 0 {
 				continue
 			}
-			err := group.w.WriteMessages(ctx, letters(recs, group.idx, failedAt)...)
+			err := group.w.WriteMessages(ctx, letters(recs, group.idx, shape, failedAt)...)
 			var werrs kafka.WriteErrors
 			perRecord := errors.As(err, &werrs) && len(werrs) == len(group.idx)
 			for j, i := range group.idx {
@@ -107,6 +133,11 @@ func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, no
 						Int64("offset", r.msg.Offset).Msg("dead-lettered")
 				case errors.Is(e, kafka.MessageSizeTooLarge) && !alone[i]:
 					alone[i] = true
+					retry = append(retry, i)
+				case errors.Is(e, kafka.MessageSizeTooLarge) && shape[i] < letterNoKeyHeaders:
+					shape[i]++
+					d.log.Warn().Str("topic", r.msg.Topic).Int("partition", r.msg.Partition).Int64("offset", r.msg.Offset).
+						Int("value_bytes", len(r.msg.Value)).Msg("dead letter too large for the dead-letter topic; writing it again smaller")
 					retry = append(retry, i)
 				case isTemporary(e):
 					d.m.dlqErrors.WithLabelValues("temporary").Inc()
@@ -132,13 +163,24 @@ func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, no
 }
 
 // letters returns the dead letters of the records at idx: key, value and
-// headers unchanged, plus the contract's headers.
-func letters(recs []decoded, idx []int, failedAt string) []kafka.Message {
+// headers as they came (a producer's profiled.* header renamed), plus the
+// contract's headers; smaller where shape says so.
+func letters(recs []decoded, idx []int, shape map[int]int, failedAt string) []kafka.Message {
 	msgs := make([]kafka.Message, len(idx))
 	for j, i := range idx {
 		r := recs[i]
-		h := make([]kafka.Header, 0, len(r.msg.Headers)+6)
-		h = append(h, r.msg.Headers...)
+		key, value := r.msg.Key, r.msg.Value
+		h := make([]kafka.Header, 0, len(r.msg.Headers)+8)
+		dropped := len(key)
+		for _, ph := range r.msg.Headers {
+			dropped += len(ph.Key) + len(ph.Value)
+			if shape[i] < letterNoKeyHeaders {
+				if rest, ok := strings.CutPrefix(ph.Key, headerPrefix); ok {
+					ph.Key = originalPrefix + rest
+				}
+				h = append(h, ph)
+			}
+		}
 		h = append(h,
 			kafka.Header{Key: HeaderReason, Value: []byte(r.rej.Reason)},
 			kafka.Header{Key: HeaderDetail, Value: []byte(r.rej.Detail)},
@@ -147,7 +189,15 @@ func letters(recs []decoded, idx []int, failedAt string) []kafka.Message {
 			kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.msg.Offset, 10))},
 			kafka.Header{Key: HeaderFailedAt, Value: []byte(failedAt)},
 		)
-		msgs[j] = kafka.Message{Key: r.msg.Key, Value: r.msg.Value, Headers: h}
+		if shape[i] >= letterNoValue {
+			h = append(h, kafka.Header{Key: HeaderValueDropped, Value: []byte(strconv.Itoa(len(value)))})
+			value = nil
+		}
+		if shape[i] >= letterNoKeyHeaders {
+			h = append(h, kafka.Header{Key: HeaderKeyHeadersDropped, Value: []byte(strconv.Itoa(dropped))})
+			key = nil
+		}
+		msgs[j] = kafka.Message{Key: key, Value: value, Headers: h}
 	}
 	return msgs
 }
