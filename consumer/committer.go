@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -138,7 +137,7 @@ func (c *Consumer) commitLoop(in <-chan written, commit commitFunc, halt func())
 			return
 		}
 		now := time.Now()
-		c.setLag(cm.committed(now))
+		c.lag.update(cm.committed(now))
 		c.m.lastProcessed.Set(float64(now.UnixNano()) / 1e9)
 	}
 	for {
@@ -177,36 +176,11 @@ func (c *Consumer) commitLoop(in <-chan written, commit commitFunc, halt func())
 	}
 }
 
-// setLag sets the consumer-lag gauge of each partition in lag.
-func (c *Consumer) setLag(lag map[topicPartition]int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for tp, n := range lag {
-		c.m.consumerLag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(n))
-		c.lagged[tp] = true
-	}
-}
-
-// keepLag drops the consumer-lag series of partitions no longer assigned.
-// The others keep their value into the new generation: a stopped
-// partition's lag must not vanish at a rebalance, or its alert could not
-// fire (it is updated again once the partition's records come through).
-func (c *Consumer) keepLag(assigned map[topicPartition]bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for tp := range c.lagged {
-		if !assigned[tp] {
-			c.m.consumerLag.DeleteLabelValues(tp.topic, strconv.Itoa(tp.partition))
-			delete(c.lagged, tp)
-		}
-	}
-}
-
 // commit commits offsets in gen, retrying a few times; it gives up at
 // once when the generation is over.
 func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, offsets map[string]map[int]int64) error {
 	var err error
-	retry := c.retrier(c.log.With().Int32("generation", gen.ID).Logger(), "commit")
+	retry := newRetrier(c.retry, c.log.With().Int32("generation", gen.ID).Logger(), "commit", c.touch)
 	for retry.attempt < 4 {
 		if err = gen.CommitOffsets(offsets); err == nil {
 			return nil

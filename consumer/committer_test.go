@@ -179,8 +179,9 @@ func TestCommitterFrozen(t *testing.T) {
 
 // loopConsumer is a Consumer with just what commitLoop uses.
 func loopConsumer(interval time.Duration) *Consumer {
-	return &Consumer{cfg: Config{CommitInterval: interval}, log: zerolog.New(io.Discard), m: NewMetrics(prometheus.NewRegistry()),
-		lagged: map[topicPartition]bool{}}
+	m := NewMetrics(prometheus.NewRegistry())
+	return &Consumer{cfg: Config{CommitInterval: interval}, log: zerolog.New(io.Discard), m: m,
+		lag: &lagGauges{vec: m.consumerLag, set: map[topicPartition]bool{}}}
 }
 
 // recorder is a commitFunc that remembers each commit.
@@ -294,9 +295,9 @@ func TestCommitterDeadLetterErrorLeavesUncommitted(t *testing.T) {
 // must not vanish at a rebalance); those of partitions gone are dropped.
 func TestCommitterLagKeptAcrossGenerations(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := &Consumer{m: NewMetrics(reg), lagged: map[topicPartition]bool{}}
-	c.setLag(tpOffsets{p0: 16, p1: 0})
-	c.keepLag(map[topicPartition]bool{p0: true, q0: true})
+	l := &lagGauges{vec: NewMetrics(reg).consumerLag, set: map[topicPartition]bool{}}
+	l.update(tpOffsets{p0: 16, p1: 0})
+	l.keep(map[topicPartition]bool{p0: true, q0: true})
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

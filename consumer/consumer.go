@@ -187,16 +187,15 @@ type Consumer struct {
 	dlq   *deadLetterer
 	retry backoff
 
-	mu      sync.Mutex
-	sources map[string]string       // topic -> stable id of the topic's incarnation
-	lagged  map[topicPartition]bool // partitions with a consumer-lag series
+	ids *topicIDs
+	lag *lagGauges
 
 	joined       atomic.Bool
 	storeFailing atomic.Bool
 	alive        atomic.Int64 // unix nanos of the loop's last sign of life
-
-	unfinishedMu  sync.Mutex
-	unfinishedErr error // why the last generation's drain left work undone
+	// unfinished is why the last generation's drain left work undone
+	// (nil: it did not).
+	unfinished atomic.Pointer[error]
 }
 
 // New validates cfg and returns a Consumer. It does not contact Kafka.
@@ -209,10 +208,11 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, sources: map[string]string{},
-		lagged: map[topicPartition]bool{},
-		retry:  backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
-	c.dlq = newDeadLetterer(cfg, transport, c.m, c.retrier(log, "dead-letter write"))
+	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store,
+		ids:   &topicIDs{log: log, ids: map[string]string{}},
+		retry: backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
+	c.lag = &lagGauges{vec: c.m.consumerLag, set: map[topicPartition]bool{}}
+	c.dlq = newDeadLetterer(cfg, transport, c.m, newRetrier(c.retry, log, "dead-letter write", c.touch))
 	c.alive.Store(time.Now().UnixNano())
 	return c, nil
 }
@@ -224,7 +224,7 @@ func (c *Consumer) Prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("input topics: %w", err)
 	}
-	c.setSources(infos)
+	c.ids.set(infos)
 	if _, err := c.cfg.Conn.DescribeTopics(ctx, []string{c.cfg.DLQTopic}); err != nil {
 		if !errors.Is(err, ErrUnknownTopic) {
 			return fmt.Errorf("dead-letter topic: %w", err)
@@ -242,31 +242,6 @@ func (c *Consumer) Prepare(ctx context.Context) error {
 		c.log.Info().Str("topic", c.cfg.DLQTopic).Int(configMaxMessageBytes, maxBytes).Msg("created the dead-letter topic")
 	}
 	return nil
-}
-
-// setSources records each topic's incarnation id. Offsets restart at 0 when
-// a topic is recreated or the cluster changes; the topic ID changes with
-// them, so offset watermarks keyed by it never mistake new records for old.
-func (c *Consumer) setSources(infos map[string]TopicInfo) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for name, info := range infos {
-		id := info.ID
-		if id == "" {
-			id = "name:" + name
-		}
-		if old, ok := c.sources[name]; ok && old != id {
-			c.log.Warn().Str("topic", name).Msg("topic was recreated: its offsets start a new log")
-		}
-		c.sources[name] = id
-	}
-}
-
-func (c *Consumer) source(topic string, partition int) string {
-	c.mu.Lock()
-	id := c.sources[topic]
-	c.mu.Unlock()
-	return id + ":" + strconv.Itoa(partition)
 }
 
 // Alive reports whether the consumer loop showed a sign of life recently.
@@ -291,12 +266,6 @@ func (c *Consumer) Ready(ctx context.Context) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	return nil
-}
-
-func (c *Consumer) unfinished() error {
-	c.unfinishedMu.Lock()
-	defer c.unfinishedMu.Unlock()
-	return c.unfinishedErr
 }
 
 func (c *Consumer) touch() { c.alive.Store(time.Now().UnixNano()) }
@@ -354,8 +323,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.runGeneration(ctx, gen)
 	}
 	<-closed
-	if err := c.unfinished(); err != nil {
-		return fmt.Errorf("shutdown: %w; the records in hand will be delivered again", err)
+	if p := c.unfinished.Load(); p != nil && *p != nil {
+		return fmt.Errorf("shutdown: %w; the records in hand will be delivered again", *p)
 	}
 	return nil
 }
@@ -376,14 +345,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 			assigned[topicPartition{topic, pa.ID}] = true
 		}
 	}
-	c.keepLag(assigned)
+	c.lag.keep(assigned)
 	c.m.assigned.Set(float64(n))
 	c.log.Info().Int32("generation", gen.ID).Int("partitions", n).Msg("joined the consumer group")
 
 	// A topic recreated since the last generation has a new ID.
 	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if infos, err := c.cfg.Conn.DescribeTopics(mctx, c.cfg.Topics); err == nil {
-		c.setSources(infos)
+		c.ids.set(infos)
 	} else {
 		c.log.Warn().Err(err).Msg("could not refresh topic ids; keeping the known ones")
 	}
@@ -427,7 +396,7 @@ func (c *Consumer) fetch(gctx context.Context, topic string, pa kafka.PartitionA
 		c.log.Error().Err(err).Str("topic", topic).Int("partition", pa.ID).Msg("set offset")
 		return
 	}
-	retry := c.retrier(c.log.With().Str("topic", topic).Int("partition", pa.ID).Logger(), "fetch")
+	retry := newRetrier(c.retry, c.log.With().Str("topic", topic).Int("partition", pa.ID).Logger(), "fetch", c.touch)
 	for {
 		m, err := r.FetchMessage(gctx)
 		if err != nil {
@@ -451,4 +420,38 @@ type kafkaLogger struct{ log zerolog.Logger }
 
 func (l kafkaLogger) Printf(format string, args ...any) {
 	l.log.Debug().Str("component", "kafka-go").Msg(fmt.Sprintf(format, args...))
+}
+
+// topicIDs maps each input topic to the id of its incarnation. Offsets
+// restart at 0 when a topic is recreated or the cluster changes; the topic
+// ID changes with them, so offset watermarks keyed by it never mistake new
+// records for old.
+type topicIDs struct {
+	log zerolog.Logger
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+// set records the topics' ids.
+func (t *topicIDs) set(infos map[string]TopicInfo) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, info := range infos {
+		id := info.ID
+		if id == "" {
+			id = "name:" + name
+		}
+		if old, ok := t.ids[name]; ok && old != id {
+			t.log.Warn().Str("topic", name).Msg("topic was recreated: its offsets start a new log")
+		}
+		t.ids[name] = id
+	}
+}
+
+// source names the log a partition's records come from.
+func (t *topicIDs) source(topic string, partition int) string {
+	t.mu.Lock()
+	id := t.ids[topic]
+	t.mu.Unlock()
+	return id + ":" + strconv.Itoa(partition)
 }

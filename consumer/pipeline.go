@@ -48,8 +48,9 @@ func newBatch(size int) *batch {
 	return &batch{recs: make([]decoded, 0, size), updates: map[string]*profile.Update{}, sources: map[topicPartition]string{}}
 }
 
-// add decodes one record into the batch.
-func (c *Consumer) add(b *batch, m kafka.Message) {
+// add decodes one record into the batch; ids name the log of its
+// partition.
+func (b *batch) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 	start := time.Now()
 	if len(b.recs) == 0 {
 		b.first = start
@@ -61,7 +62,7 @@ func (c *Consumer) add(b *batch, m kafka.Message) {
 		// keeps it true whatever the client does.
 		value = nil
 	}
-	ev, err := c.dec.Decode(value, m.Time, start)
+	ev, err := dec.Decode(value, m.Time, start)
 	r := decoded{msg: m, ev: ev}
 	if err != nil {
 		var rej *profile.Rejection
@@ -71,13 +72,13 @@ func (c *Consumer) add(b *batch, m kafka.Message) {
 		r.rej = rej
 		b.dead = append(b.dead, len(b.recs))
 	} else if ev.Kind != profile.KindIgnored {
-		c.fold(b, r)
+		b.fold(ids, r)
 	}
 	b.recs = append(b.recs, r)
 	b.decoded += time.Since(start)
 }
 
-func (c *Consumer) fold(b *batch, r decoded) {
+func (b *batch) fold(ids *topicIDs, r decoded) {
 	u, ok := b.updates[r.ev.ProfileID]
 	if !ok {
 		u = profile.NewUpdate(r.ev.ProfileID)
@@ -87,7 +88,7 @@ func (c *Consumer) fold(b *batch, r decoded) {
 	tp := topicPartition{r.msg.Topic, r.msg.Partition}
 	src, ok := b.sources[tp]
 	if !ok { // once per partition and batch, not per record
-		src = c.source(tp.topic, tp.partition)
+		src = ids.source(tp.topic, tp.partition)
 		b.sources[tp] = src
 	}
 	u.Add(r.ev, src, r.msg.Offset)
@@ -151,9 +152,7 @@ func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-cha
 	if gctx.Err() != nil {
 		err = errors.Join(writeErr, commitErr)
 	}
-	c.unfinishedMu.Lock()
-	c.unfinishedErr = err
-	c.unfinishedMu.Unlock()
+	c.unfinished.Store(&err)
 }
 
 // collect decodes records into batches and hands each to the writer.
@@ -178,7 +177,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 		}
 		select {
 		case m := <-recv:
-			c.add(cur, m)
+			cur.add(c.dec, c.ids, m)
 			if len(cur.recs) == 1 { // BatchTime is at least 1ms after setDefaults
 				lingered = false
 				linger.Reset(c.cfg.BatchTime)
@@ -192,7 +191,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 		case <-tick.C:
 			c.touch()
 		case <-gctx.Done():
-			c.handOver(stop, cur, out)
+			handOver(stop, cur, out)
 			return
 		case <-stop:
 			return
@@ -202,7 +201,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 
 // handOver gives the writer the last batch of a generation, unless the
 // generation was stopped by a failed commit (then nothing more is written).
-func (c *Consumer) handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
+func handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
 	if len(b.recs) == 0 {
 		return
 	}
@@ -259,7 +258,7 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 
 	applyStart := time.Now()
 	if len(b.order) > 0 {
-		retry := c.retrier(c.log.With().Int("profiles", len(b.order)).Logger(), "store write")
+		retry := newRetrier(c.retry, c.log.With().Int("profiles", len(b.order)).Logger(), "store write", c.touch)
 		for {
 			err := c.store.Apply(ctx, b.order)
 			if err == nil {

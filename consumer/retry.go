@@ -51,8 +51,8 @@ type retrier struct {
 	attempt int    // failed attempts so far
 }
 
-func (c *Consumer) retrier(log zerolog.Logger, what string) *retrier {
-	return &retrier{policy: c.retry, log: log, what: what, touch: c.touch}
+func newRetrier(policy backoff, log zerolog.Logger, what string, touch func()) *retrier {
+	return &retrier{policy: policy, log: log, what: what, touch: touch}
 }
 
 // wait records that an attempt failed with err, logs it when due, and

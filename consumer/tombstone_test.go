@@ -16,7 +16,6 @@ func TestTombstones(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Consumer{dec: dec, sources: map[string]string{}}
 	for _, tc := range []struct {
 		name  string
 		value []byte
@@ -26,7 +25,7 @@ func TestTombstones(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBatch(1)
-			c.add(b, kafka.Message{Topic: "events", Value: tc.value, Time: time.Now()})
+			b.add(dec, &topicIDs{ids: map[string]string{}}, kafka.Message{Topic: "events", Value: tc.value, Time: time.Now()})
 			if len(b.dead) != 0 {
 				t.Fatalf("dead-lettered: %v", b.recs[0].rej)
 			}
