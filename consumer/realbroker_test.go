@@ -141,6 +141,25 @@ func (b *realBroker) consumer(t *testing.T, ctx context.Context, topic, dlq stri
 	return c, store, reg, group
 }
 
+// runToEnd runs a consumer of topic until every record is committed, and
+// checks that no partition stopped on the way.
+func (b *realBroker) runToEnd(t *testing.T, topic, dlq string) *fakeStore {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, store, reg, group := b.consumer(t, ctx, topic, dlq)
+	stop := run(t, ctx, cancel, c)
+	until(t, 30*time.Second, "every record committed", func() bool {
+		offs, err := b.conn.GroupOffsets(ctx, group, topic)
+		return err == nil && consumer.CaughtUp(offs)
+	})
+	stop()
+	if n := gauge(t, reg, "profiled_partitions_stopped"); n != 0 {
+		t.Errorf("%v partitions stopped", n)
+	}
+	return store
+}
+
 func header(r *kgo.Record, key string) (string, bool) {
 	for _, h := range r.Headers {
 		if h.Key == key {
@@ -222,18 +241,7 @@ func TestRecordAtBrokerLimitDeadLettered(t *testing.T) {
 	}
 	b.produce(t, topic, big, &kgo.Record{Value: page("after-limit")})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c, store, reg, group := b.consumer(t, ctx, topic, dlq)
-	stop := run(t, ctx, cancel, c)
-	until(t, 30*time.Second, "every record committed", func() bool {
-		offs, err := b.conn.GroupOffsets(ctx, group, topic)
-		return err == nil && consumer.CaughtUp(offs)
-	})
-	stop()
-	if n := gauge(t, reg, "profiled_partitions_stopped"); n != 0 {
-		t.Errorf("%v partitions stopped", n)
-	}
+	store := b.runToEnd(t, topic, dlq)
 	if store.field("after-limit", "web_visits") != "1" {
 		t.Error("the record after the large one was not applied")
 	}
@@ -265,18 +273,7 @@ func TestDeadLetterTooLargeWrittenSmaller(t *testing.T) {
 		Headers: []kgo.RecordHeader{{Key: "bulky", Value: []byte(strings.Repeat("h", 8<<10))}}}
 	b.produce(t, topic, noValue, noHeaders, &kgo.Record{Value: page("after-smaller")})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c, store, reg, group := b.consumer(t, ctx, topic, dlq)
-	stop := run(t, ctx, cancel, c)
-	until(t, 30*time.Second, "every record committed", func() bool {
-		offs, err := b.conn.GroupOffsets(ctx, group, topic)
-		return err == nil && consumer.CaughtUp(offs)
-	})
-	stop()
-	if n := gauge(t, reg, "profiled_partitions_stopped"); n != 0 {
-		t.Errorf("%v partitions stopped", n)
-	}
+	store := b.runToEnd(t, topic, dlq)
 	if store.field("after-smaller", "web_visits") != "1" {
 		t.Error("the record after them was not applied")
 	}
