@@ -145,6 +145,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if drain < time.Second {
 		drain = cfg.ShutdownTimeout / 2
 	}
+	onBatch, closeBatchLog, err := batchLog(getenv(batchLogVar))
+	if err != nil {
+		return err
+	}
+	defer closeBatchLog()
 	cons, err := consumer.New(consumer.Config{
 		Conn: kafka.Config{
 			Brokers: cfg.KafkaBrokers, SASLMechanism: cfg.KafkaSASLMechanism,
@@ -154,6 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchTime: cfg.BatchTime,
 		SessionTimeout: cfg.KafkaSessionTimeout, DrainTimeout: drain,
 		BeforeCommit: stallBeforeCommit(getenv("PROFILED_TEST_STALL_BEFORE_COMMIT")),
+		OnBatch:      onBatch,
 	}, log, reg, dec, store)
 	if err != nil {
 		return err
