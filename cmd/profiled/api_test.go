@@ -10,6 +10,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/profiled/profiled/sink"
 )
 
 const testToken = "0123456789abcdef-api-token"
@@ -64,8 +66,8 @@ func TestConfigAPISettings(t *testing.T) {
 	if c.APIAddr != "127.0.0.1:9000" || c.APIToken != testToken+"x" {
 		t.Errorf("flags do not win: addr %q", c.APIAddr)
 	}
-	red := c.redacted(envOf(env), nil)
-	if red["api-token"] != "REDACTED" || red["api-addr"] != "10.0.0.5:8081" {
+	red := c.redacted()
+	if red["api-token"] != "REDACTED" || red["api-addr"] != "127.0.0.1:9000" {
 		t.Errorf("redacted api-token %q, api-addr %q", red["api-token"], red["api-addr"])
 	}
 }
@@ -78,7 +80,7 @@ func TestStartAPI(t *testing.T) {
 	defer rdb.Close()
 	addr := freePort(t)
 	var logs lockedBuffer
-	stop, err := startAPI(&config{APIAddr: addr, APIToken: testToken, RedisKeyPrefix: "p:", RedisTimeout: time.Second}, rdb, zerolog.New(&logs))
+	stop, err := startAPI(&config{APIAddr: addr, APIToken: testToken, Sink: sink.Config{KeyPrefix: "p:"}, Redis: redisSettings{Timeout: time.Second}}, rdb, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
