@@ -152,27 +152,26 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 	ownRedis := emb != nil && emb.redis != nil
 	if err := waitForRedis(ctx, rdb, store, ownRedis, cfg, st, log); err != nil {
-		return stopped(log, err)
+		return stoppedAtStart(log, err)
 	}
-	if err := waitForKafka(ctx, cons, st, log); err != nil {
-		return stopped(log, err)
-	}
-	if ctx.Err() != nil {
-		log.Info().Msg("stopped cleanly before joining the group")
-		return nil
-	}
-
+	// the read API needs only Redis: it serves while Kafka is waited for
 	stopAPI, err := startAPI(cfg, rdb, log)
 	if err != nil {
 		return err
 	}
 	defer stopAPI()
+	if err := waitForKafka(ctx, cons, st, log); err != nil {
+		return stoppedAtStart(log, err)
+	}
+	if ctx.Err() != nil {
+		return stoppedAtStart(log, ctx.Err())
+	}
 
 	if emb != nil {
 		go emb.feedAndReport(ctx, cfg, rdb, stdout)
 	}
 
-	st.running.Store(true)
+	st.run()
 	runErr := make(chan error, 1)
 	go func() { runErr <- cons.Run(ctx) }()
 
@@ -190,15 +189,16 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		if named := kafkaSettingError(err); named != nil {
 			err = named
 		}
-		return stopped(log, err)
+		log.Error().Err(err).Msg("stopped")
+		return err
 	}
 	log.Info().Msg("stopped cleanly")
 	return nil
 }
 
-// stopped logs why profiled stops and returns err; a cancelled start is
-// no error.
-func stopped(log zerolog.Logger, err error) error {
+// stoppedAtStart logs why profiled stops before it joined the group and
+// returns err; a start cancelled by SIGTERM is no error.
+func stoppedAtStart(log zerolog.Logger, err error) error {
 	if errors.Is(err, context.Canceled) {
 		log.Info().Msg("stopped cleanly before joining the group")
 		return nil
@@ -210,9 +210,19 @@ func stopped(log zerolog.Logger, err error) error {
 // startState is what the probes say before the consumer runs: while
 // profiled waits for Kafka or Redis at start it is alive and not ready.
 type startState struct {
-	running atomic.Bool
+	running atomic.Int64 // unix nanos when the consumer started; 0 before
 	mu      sync.Mutex
 	waiting string
+}
+
+func (s *startState) run() { s.running.Store(time.Now().UnixNano()) }
+
+// stalled tells whether the consumer loop has run for longer than within
+// without a sign of life. A consumer that started a moment ago after a
+// long wait has not had its first chance to show one.
+func (s *startState) stalled(cons *consumer.Consumer, within time.Duration) bool {
+	since := s.running.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) > within && !cons.Alive(within)
 }
 
 func (s *startState) wait(why string) {
@@ -401,14 +411,14 @@ func serveHTTP(cfg *config, reg *prometheus.Registry, cons *consumer.Consumer, s
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
 		// waiting for Kafka or Redis at start is alive: a restart would
 		// not bring them
-		if st.running.Load() && !cons.Alive(60*time.Second) {
+		if st.stalled(cons, 60*time.Second) {
 			http.Error(w, "consumer loop stalled", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !st.running.Load() {
+		if st.running.Load() == 0 {
 			http.Error(w, "not ready: "+st.why(), http.StatusServiceUnavailable)
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -377,4 +378,32 @@ func startRedisServer(t *testing.T, args ...string) string {
 		return err == nil || strings.HasPrefix(err.Error(), "NOAUTH") // it answers
 	})
 	return "redis://" + addr + "/0"
+}
+
+// Redis unreachable at start is waited for too (alive, not ready, logged),
+// and SIGTERM during the wait stops profiled cleanly: nothing is in flight.
+func TestStartupWaitsForRedisAndStopsCleanlyMeanwhile(t *testing.T) {
+	e := setup(t)
+	topic := e.topic(t, 1)
+	o := e.opts(t, topic)
+	target := strings.TrimPrefix(strings.Split(e.redisURL, "/0")[0], "redis://")
+	px := newProxy(t, target)
+	px.down()
+	o.env = []string{"PROFILED_REDIS_URL=redis://" + px.addr + "/0", "PROFILED_REDIS_TIMEOUT=500ms"}
+	p := e.start(t, o)
+	eventually(t, 30*time.Second, "two attempts to reach Redis in the log", func() bool {
+		return strings.Count(p.out.String(), "redis does not answer yet") >= 2
+	})
+	if code, body := p.get("/livez"); code != http.StatusOK {
+		t.Errorf("/livez while waiting for Redis: %d %s, want 200", code, body)
+	}
+	if code, body := p.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "redis") {
+		t.Errorf("/readyz while waiting for Redis: %d %q, want 503 naming redis", code, body)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM during the wait, want 0; output:\n%s", code, tail(p.out.String(), 20))
+	}
 }
