@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -457,5 +458,20 @@ func TestRunWarnsAboutAnUnknownVariable(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "PROFILED_REDIS_KEY_PREFX") || !strings.Contains(stdout.String(), "unknown PROFILED_* variable") {
 		t.Errorf("no warning about PROFILED_REDIS_KEY_PREFX:\n%s", stdout.String())
+	}
+}
+
+// The README's Configuration section documents every setting.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, s := range settings {
+		if !strings.Contains(section, "`"+envName(s.name)+"`") {
+			t.Errorf("README, Configuration: %s is not documented", envName(s.name))
+		}
 	}
 }
