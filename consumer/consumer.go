@@ -147,6 +147,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// DefaultConfig returns the defaults New fills in for zero fields, for a
+// command to start from and show; it names no brokers, topics or group.
+func DefaultConfig() Config {
+	var c Config
+	c.setDefaults()
+	return c
+}
+
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
 	if err := c.Conn.Validate(); err != nil {
@@ -271,6 +279,11 @@ func (c *Consumer) touch() { c.alive.Store(time.Now().UnixNano()) }
 // in hand (bounded by DrainTimeout), leaves the group and returns. It
 // returns an error when that last batch could not be finished.
 func (c *Consumer) Run(ctx context.Context) error {
+	// refused ends Run when the broker refuses a setting, which no retry
+	// can fix
+	ctx, refuse := context.WithCancel(ctx)
+	defer refuse()
+	var refused error
 	dialer, err := c.cfg.Conn.Dialer()
 	if err != nil {
 		return err
@@ -314,12 +327,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
+			if errors.Is(err, kafka.InvalidSessionTimeout) {
+				refused = fmt.Errorf("session timeout %s: %w", c.cfg.SessionTimeout, err)
+				refuse()
+				break
+			}
 			c.log.Warn().Err(err).Msg("joining the consumer group failed; retrying")
 			continue
 		}
 		c.runGeneration(ctx, gen)
 	}
 	<-closed
+	if refused != nil {
+		return refused
+	}
 	if p := c.unfinished.Load(); p != nil && *p != nil {
 		return fmt.Errorf("shutdown: %w; the records in hand will be delivered again", *p)
 	}
