@@ -243,29 +243,23 @@ if newTraits > 0 then
 end
 
 -- first and last seen: earliest and latest launch or visit
-local fMs, fText = ARGV[si], ARGV[si + 1]
-local lMs, lText, lCh = ARGV[si + 3], ARGV[si + 4], ARGV[si + 5]
+local function see(metaKey, field, ms, text, ch, cur, curCh, earlier)
+  local t, c = tonumber(ms), cur and tonumber(cur)
+  local wins
+  if not c then wins = true elseif earlier then wins = t < c else wins = t > c end
+  if wins or (t == c and gt(ch, curCh or '')) then
+    mset[#mset + 1] = metaKey
+    mset[#mset + 1] = ms
+    pset[#pset + 1] = field
+    pset[#pset + 1] = text
+    pset[#pset + 1] = field .. '_channel'
+    pset[#pset + 1] = ch
+    changed = true
+  end
+end
 if fCh ~= '' then
-  local ft, lt = tonumber(fMs), tonumber(lMs)
-  local cf, cl = mv[1] and tonumber(mv[1]), mv[2] and tonumber(mv[2])
-  if (not cf) or ft < cf or (ft == cf and gt(fCh, pv[2] or '')) then
-    mset[#mset + 1] = 'fs'
-    mset[#mset + 1] = fMs
-    pset[#pset + 1] = 'first_seen'
-    pset[#pset + 1] = fText
-    pset[#pset + 1] = 'first_seen_channel'
-    pset[#pset + 1] = fCh
-    changed = true
-  end
-  if (not cl) or lt > cl or (lt == cl and gt(lCh, pv[3] or '')) then
-    mset[#mset + 1] = 'ls'
-    mset[#mset + 1] = lMs
-    pset[#pset + 1] = 'last_seen'
-    pset[#pset + 1] = lText
-    pset[#pset + 1] = 'last_seen_channel'
-    pset[#pset + 1] = lCh
-    changed = true
-  end
+  see('fs', 'first_seen', ARGV[si], ARGV[si + 1], fCh, mv[1], pv[2], true)
+  see('ls', 'last_seen', ARGV[si + 3], ARGV[si + 4], ARGV[si + 5], mv[2], pv[3], false)
 end
 
 local launches, visits, dupMsg, dupRedelivered, forgotten = 0, 0, 0, 0, 0
