@@ -995,7 +995,7 @@ func (r *results) write(s settings) error {
 	fmt.Fprintf(&md, "# Benchmarks\n\nWritten by `make bench` (`cmd/profilebench`) on %s. Every figure below comes from one run on one machine;\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	md.WriteString("the machines are shared, so read the ratios (measured side by side) before the absolute numbers.\n\n")
 	fmt.Fprintf(&md, "- Machine: %d cores, %s\n- Go %s, Apache Kafka %s (one KRaft node), Redis %s\n", runtime.NumCPU(), cpuModel(), strings.TrimPrefix(runtime.Version(), "go"), s.kafkaVersion, r.redisVersion)
-	fmt.Fprintf(&md, "- Workload: %d records over %d users (Zipf 1.1), 70%% launches, 25%% visits, 5%% identify, 1%% malformed, 2%% producer duplicates, times shuffled ±10 min, %d partitions keyed by userId\n", s.events, s.users, s.partitions)
+	fmt.Fprintf(&md, "- Workload: %d records over %d users (Zipf 1.1), 70%% launches, 25%% visits, 5%% identify, 1%% malformed, 2%% producer duplicates, times shuffled ±10 min, %d partitions keyed by userId, else anonymousId; identity journeys: a third of the users start anonymous and sign up at a fixed point of the stream (5%% of their later events still anonymous, arriving after the link), the others carry their own device's anonymous id (one link each)\n", s.events, s.users, s.partitions)
 	fmt.Fprintf(&md, "- profiled settings: batch size %d, batch time 1ms (default), dedupe window 24h\n\n", s.batchSize)
 	md.WriteString(table)
 	fmt.Fprintf(&md, "\nLatency: %s. Measured from the return of the producer's acknowledged write to the Redis keyspace notification of the probe profile's write.\n\nDuring the latency window: %s.\n", r.latencyNote, r.latencyWindow)
