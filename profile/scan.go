@@ -131,10 +131,7 @@ func (s *scanner) object(member func(name, raw []byte)) bool {
 	if s.i >= len(s.v) || s.v[s.i] != '{' {
 		return false
 	}
-	s.i++
-	s.space()
-	if s.i < len(s.v) && s.v[s.i] == '}' {
-		s.i++
+	if s.open('}') {
 		return true
 	}
 	for {
@@ -164,19 +161,8 @@ func (s *scanner) object(member func(name, raw []byte)) bool {
 		if member != nil {
 			member(name, s.v[vstart:s.i:s.i])
 		}
-		s.space()
-		if s.i >= len(s.v) {
-			return false
-		}
-		switch s.v[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next('}'); !more {
+			return ok
 		}
 	}
 }
@@ -219,31 +205,49 @@ func (s *scanner) value() bool {
 }
 
 func (s *scanner) array() bool {
-	s.i++ // '['
-	s.space()
-	if s.i < len(s.v) && s.v[s.i] == ']' {
-		s.i++
+	if s.open(']') {
 		return true
 	}
 	for {
 		if !s.value() {
 			return false
 		}
-		s.space()
-		if s.i >= len(s.v) {
-			return false
-		}
-		switch s.v[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next(']'); !more {
+			return ok
 		}
 	}
+}
+
+// open steps over the opening bracket at s.i and the space after it, and
+// reports whether closer follows at once (an empty object or array), which
+// it steps over too.
+func (s *scanner) open(closer byte) (empty bool) {
+	s.i++
+	s.space()
+	if s.i < len(s.v) && s.v[s.i] == closer {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// next reads what follows a member or an element: a comma, then more
+// follow; or closer, the end. ok is false for anything else.
+func (s *scanner) next(closer byte) (more, ok bool) {
+	s.space()
+	if s.i >= len(s.v) {
+		return false, false
+	}
+	switch s.v[s.i] {
+	case ',':
+		s.i++
+		s.space()
+		return true, true
+	case closer:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str skips a string at s.i (its opening quote) and reports whether it
