@@ -194,7 +194,7 @@ type Consumer struct {
 	dec   *profile.Decoder
 	store Store
 	dlq   *deadLetterer
-	retry backoff
+	retry Backoff
 
 	ids *topicIDs
 	lag *lagGauges
@@ -219,7 +219,7 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 	}
 	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store,
 		ids:   &topicIDs{log: log, ids: map[string]string{}},
-		retry: backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
+		retry: Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax}}
 	c.lag = &lagGauges{vec: c.m.consumerLag, set: map[topicPartition]bool{}}
 	c.dlq = newDeadLetterer(cfg, transport, c.m, newRetrier(c.retry, log, "dead-letter write", c.touch))
 	c.alive.Store(time.Now().UnixNano())
