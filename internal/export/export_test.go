@@ -301,7 +301,7 @@ func TestRecordTypes(t *testing.T) {
 	if bad != 1 || r.LastSeen != nil {
 		t.Fatalf("bad = %d, last_seen %v: an unreadable time is null and counted", bad, r.LastSeen)
 	}
-	if !r.FirstSeen.Equal(testNow) || r.Birthday.Format(time.DateOnly) != "1992-03-14" || *r.Latitude != 18.5204 ||
+	if !r.FirstSeen.Equal(testNow) || time.Unix(int64(*r.Birthday)*86400, 0).UTC().Format(time.DateOnly) != "1992-03-14" || *r.Latitude != 18.5204 ||
 		r.AppLaunches != 12 || r.WebVisits != 0 || len(r.AnonymousIDs) != 0 || r.AnonymousIDs == nil {
 		t.Fatalf("record %+v", r)
 	}

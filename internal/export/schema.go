@@ -79,7 +79,7 @@ type record struct {
 	AnonymousID      *string           `parquet:"anonymous_id,optional"`
 	Email            *string           `parquet:"email,optional"`
 	Phone            *string           `parquet:"phone,optional"`
-	Birthday         *time.Time        `parquet:"birthday,optional,date"`
+	Birthday         *int32            `parquet:"birthday,optional,date"` // days since 1970-01-01
 	CustomerType     *string           `parquet:"customer_type,optional,dict"`
 	City             *string           `parquet:"city,optional,dict"`
 	Country          *string           `parquet:"country,optional,dict"`
@@ -244,7 +244,8 @@ func (p Profile) record() (r record, bad int) {
 	}
 	if v, ok := p.Fields[profile.FieldBirthday]; ok {
 		if d, err := time.Parse(time.DateOnly, v); err == nil {
-			r.Birthday = &d
+			days := int32(d.Unix() / 86400) // dates before 1970 are whole negative days too
+			r.Birthday = &days
 		} else {
 			bad++
 		}
