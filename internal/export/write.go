@@ -66,7 +66,7 @@ type parquetAll struct {
 // those fields of record, made at run time, keeps their tags and so
 // their types.
 type parquetSome struct {
-	w      *parquet.Writer
+	w      *parquet.GenericWriter[any]
 	typ    reflect.Type
 	fields []int // index in record of each field of typ
 }
@@ -85,7 +85,7 @@ func newParquet(w io.Writer, cols []Column) encoder {
 	}
 	typ := reflect.StructOf(sf)
 	schema := parquet.SchemaOf(reflect.New(typ).Elem().Interface())
-	return &parquetSome{w: parquet.NewWriter(w, append(parquetOptions(), schema)...), typ: typ, fields: idx}
+	return &parquetSome{w: parquet.NewGenericWriter[any](w, append(parquetOptions(), schema)...), typ: typ, fields: idx}
 }
 
 func (e *parquetAll) write(ps []Profile) (int, error) {
@@ -104,7 +104,8 @@ func (e *parquetAll) close() error { return e.w.Close() }
 
 func (e *parquetSome) write(ps []Profile) (int, error) {
 	bad := 0
-	for _, p := range ps {
+	rows := make([]any, len(ps))
+	for k, p := range ps {
 		r, b := p.record()
 		bad += b
 		full := reflect.ValueOf(r)
@@ -112,11 +113,10 @@ func (e *parquetSome) write(ps []Profile) (int, error) {
 		for j, i := range e.fields {
 			row.Elem().Field(j).Set(full.Field(i))
 		}
-		if err := e.w.Write(row.Interface()); err != nil {
-			return bad, err
-		}
+		rows[k] = row.Interface()
 	}
-	return bad, nil
+	_, err := e.w.Write(rows)
+	return bad, err
 }
 
 func (e *parquetSome) close() error { return e.w.Close() }
