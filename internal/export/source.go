@@ -19,29 +19,6 @@ import (
 // that a batch's profiles take a few hundred kilobytes.
 const DefaultBatch = 1000
 
-// readSource reads one profile atomically: its hash and, for a user, its
-// links hash, in one script call, as sink.Read reads them in one
-// transaction, so the anonymous ids listed are those whose history is in
-// the fields. For an anonymous id it checks the link key in the same call:
-// an anonymous profile hash beside a link would be history already merged
-// (or being merged) into a user, and is skipped. profiled's claim step
-// renames the hash away in the same script that sets the link, so that
-// state is never written; the check costs one EXISTS and keeps an export
-// from counting a person twice if it ever were (an older version, a hand
-// edit). The script runs by EVALSHA, which works on Redis 6.2 and later
-// and on a Cluster (both keys are in the profile's slot).
-const readSource = `
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return {} end
-if ARGV[1] == 'a' then
-  if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
-  return {h}
-end
-return {h, redis.call('HGETALL', KEYS[2])}
-`
-
-var readScript = redis.NewScript(readSource)
-
 // Source reads the profiles under one key prefix of a Redis.
 type Source struct {
 	// Client is a standalone, Sentinel or Cluster client.
@@ -129,32 +106,110 @@ func (s *Source) profileID(key string) (string, bool) {
 	return id, ok && closed && profile.ValidateProfileID(id) == nil
 }
 
-// Each calls fn with the profiles of each SCAN page, in SCAN order, until
-// every server has been scanned, fn returns an error or ctx ends. The
-// slice and its profiles are fn's to keep. Memory stays that of one page
-// whatever the number of profiles.
+// Each calls fn with the profiles of every server, a batch at a time,
+// until every server has been scanned, fn returns an error or ctx ends.
+// fn is called from Each's goroutine, one batch after another; the slice
+// and its profiles are fn's to keep. Batches come in no particular order.
+// Memory stays that of a few batches whatever the number of profiles.
 //
 // Under concurrent writes Each gives SCAN's guarantee: a profile that
 // exists for the whole scan is read once (SCAN may return a key twice
 // while Redis resizes its table; Each does not remember keys, which would
 // cost memory per profile, so such a profile is read twice), a profile
 // created or deleted during the scan may or may not be read, and each
-// profile is read atomically, as it was at one instant, not all profiles
+// profile is read as it was at one instant (see read), not all profiles
 // at the same instant.
 func (s *Source) Each(ctx context.Context, fn func([]Profile, Scanned) error) error {
 	batch := s.Batch
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	if err := readScript.Load(ctx, s.Client).Err(); err != nil {
-		return fmt.Errorf("loading the read script: %w", err)
-	}
 	nodes, err := s.nodes(ctx)
 	if err != nil {
 		return err
 	}
-	match := globEscape(s.Prefix) + "profile:{*}"
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// One goroutine scans and cuts the ids into chunks of batch; readers
+	// read chunks in pipelines of their own, so that round trips and
+	// decoding overlap; this goroutine hands each read chunk to fn. At
+	// most readers+2 chunks are in flight, whatever the number of profiles.
+	chunks := make(chan []string, 1)
+	type result struct {
+		ids int
+		ps  []Profile
+		err error
+	}
+	results := make(chan result, 1)
+	scanErr := make(chan error, 1)
+	go func() {
+		defer close(chunks)
+		scanErr <- s.scan(ctx, nodes, batch, func(ids []string) error {
+			select {
+			case chunks <- ids:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	var wg sync.WaitGroup
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ids := range chunks {
+				ps, err := s.read(ctx, ids)
+				select {
+				case results <- result{len(ids), ps, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+
 	var seen Scanned
+	var ferr error
+	for r := range results {
+		if ferr != nil {
+			continue // drain, so the goroutines end
+		}
+		if ferr = r.err; ferr == nil {
+			seen.Keys += int64(r.ids)
+			seen.Skipped += int64(r.ids - len(r.ps))
+			ferr = fn(r.ps, seen)
+		}
+		if ferr != nil {
+			cancel()
+		}
+	}
+	if err := <-scanErr; ferr == nil && !errors.Is(err, context.Canceled) {
+		ferr = err
+	}
+	if ferr == nil {
+		ferr = ctx.Err()
+	}
+	return ferr
+}
+
+// readers is the number of pipelines reading at once: enough to keep
+// Redis busy while the client decodes, few enough that memory stays a
+// few batches.
+const readers = 3
+
+// scan SCANs every node for the prefix's profile keys and calls emit with
+// their ids in chunks of batch (the last one smaller). SCAN's COUNT is
+// batch as well: MATCH filters out bookkeeping keys on the server, so a
+// chunk usually takes a few SCAN calls.
+func (s *Source) scan(ctx context.Context, nodes []redis.Cmdable, batch int, emit func([]string) error) error {
+	match := globEscape(s.Prefix) + "profile:{*}"
+	ids := make([]string, 0, batch)
 	for _, node := range nodes {
 		var cursor uint64
 		for {
@@ -162,122 +217,95 @@ func (s *Source) Each(ctx context.Context, fn func([]Profile, Scanned) error) er
 			if err != nil {
 				return fmt.Errorf("scan: %w", err)
 			}
-			ids := make([]string, 0, len(keys))
 			for _, k := range keys {
 				id, ok := s.profileID(k)
 				if !ok {
 					continue // bookkeeping, or not a key profiled writes
 				}
 				ids = append(ids, id)
+				if len(ids) == batch {
+					if err := emit(ids); err != nil {
+						return err
+					}
+					ids = make([]string, 0, batch)
+				}
 			}
-			seen.Keys += int64(len(ids))
-			profiles, err := s.read(ctx, ids)
-			if err != nil {
-				return err
-			}
-			seen.Skipped += int64(len(ids) - len(profiles))
-			if err := fn(profiles, seen); err != nil {
-				return err
-			}
-			cursor = next
-			if cursor == 0 {
+			if cursor = next; cursor == 0 {
 				break
 			}
 		}
+	}
+	if len(ids) > 0 {
+		return emit(ids)
 	}
 	return nil
 }
 
 // read reads the profiles of ids in one pipeline, leaving out those that
-// are gone or linked. A server that answers NOSCRIPT (restarted or failed
-// over since the script was loaded) gets the script again and the whole
-// pipeline once more: the reads change nothing, so repeating them is safe.
+// are gone or linked. Each profile hash is read whole by one HGETALL, so
+// it is as it was at one instant (each event's effect is one script
+// call). Beside it, and just before it on the same connection and slot:
+//
+//   - for an anonymous id, its link key: an anonymous profile hash beside
+//     a link would be history already merged (or being merged) into a
+//     user, and is skipped. profiled's claim step renames the hash away in
+//     the same script that sets the link, so that state is never written;
+//     the check costs one EXISTS and keeps an export from counting a
+//     person twice if it ever were (an older version, a hand edit). A link
+//     made between the two reads leaves the hash already renamed: skipped
+//     too, as the person is in the user's profile.
+//   - for a user, its links hash: the anonymous ids listed are those in
+//     state 'f' (folded). The fold sets 'f' in the same script that merges
+//     the anonymous history into the user's hash, and a state never goes
+//     back, so reading the links first means every id listed has its
+//     history in the fields read after (a fold between the two reads adds
+//     history whose id is not listed yet).
+//
+// No transaction is needed for that, and none is used: a MULTI over a
+// batch would stall Redis for the whole batch, and a Cluster runs a
+// transaction in one slot only.
 func (s *Source) read(ctx context.Context, ids []string) ([]Profile, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(ids))
-		pipe := s.Client.Pipeline()
-		for i, id := range ids {
-			key := sink.Key(s.Prefix, id)
-			if _, anon := profile.AnonID(id); anon {
-				cmds[i] = readScript.EvalSha(ctx, pipe, []string{key, key + ":link"}, "a")
-			} else {
-				cmds[i] = readScript.EvalSha(ctx, pipe, []string{key, sink.LinksKey(s.Prefix, id)}, "u")
+	guards := make([]redis.Cmder, len(ids))
+	hashes := make([]*redis.MapStringStringCmd, len(ids))
+	pipe := s.Client.Pipeline()
+	for i, id := range ids {
+		key := sink.Key(s.Prefix, id)
+		if _, anon := profile.AnonID(id); anon {
+			guards[i] = pipe.Exists(ctx, key+":link")
+		} else {
+			guards[i] = pipe.HGetAll(ctx, sink.LinksKey(s.Prefix, id))
+		}
+		hashes[i] = pipe.HGetAll(ctx, key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("reading profiles: %w", err)
+	}
+	out := make([]Profile, 0, len(ids))
+	for i, id := range ids {
+		fields := hashes[i].Val()
+		if len(fields) == 0 {
+			continue // deleted, or renamed by a link, since SCAN listed it
+		}
+		p := Profile{ID: id, Fields: fields}
+		switch g := guards[i].(type) {
+		case *redis.IntCmd:
+			if g.Val() > 0 {
+				continue
 			}
-		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && isNoScript(err) && attempt == 0 {
-			if err := readScript.Load(ctx, s.Client).Err(); err != nil {
-				return nil, fmt.Errorf("reloading the read script: %w", err)
+		case *redis.MapStringStringCmd:
+			for a, state := range g.Val() {
+				if state == "f" { // 'r' is a link in progress: its history is not in the fields yet
+					p.AnonymousIDs = append(p.AnonymousIDs, a)
+				}
 			}
-			continue
+			sort.Strings(p.AnonymousIDs)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading profiles: %w", err)
-		}
-		out := make([]Profile, 0, len(ids))
-		for i, c := range cmds {
-			p, ok, err := parseRead(ids[i], c.Val())
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				out = append(out, p)
-			}
-		}
-		return out, nil
+		out = append(out, p)
 	}
-}
-
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
-}
-
-// parseRead turns the script's reply into a profile; ok is false for an
-// empty reply (no profile, or a linked anonymous id).
-func parseRead(id string, v any) (Profile, bool, error) {
-	parts, _ := v.([]any)
-	if len(parts) == 0 {
-		return Profile{}, false, nil
-	}
-	fields, err := pairs(parts[0])
-	if err != nil {
-		return Profile{}, false, fmt.Errorf("profile %q: %w", id, err)
-	}
-	p := Profile{ID: id, Fields: fields}
-	if len(parts) > 1 {
-		links, err := pairs(parts[1])
-		if err != nil {
-			return Profile{}, false, fmt.Errorf("links of %q: %w", id, err)
-		}
-		for a, state := range links {
-			if state == "f" { // 'r' is a link in progress: its history is not in the fields yet
-				p.AnonymousIDs = append(p.AnonymousIDs, a)
-			}
-		}
-		sort.Strings(p.AnonymousIDs)
-	}
-	return p, true, nil
-}
-
-// pairs reads a flat HGETALL reply (field, value, ...).
-func pairs(v any) (map[string]string, error) {
-	flat, ok := v.([]any)
-	if !ok || len(flat)%2 != 0 {
-		return nil, errors.New("unexpected reply from the read script")
-	}
-	m := make(map[string]string, len(flat)/2)
-	for i := 0; i < len(flat); i += 2 {
-		k, ok1 := flat[i].(string)
-		val, ok2 := flat[i+1].(string)
-		if !ok1 || !ok2 {
-			return nil, errors.New("unexpected reply from the read script")
-		}
-		m[k] = val
-	}
-	return m, nil
+	return out, nil
 }
 
 // globEscape escapes the characters that SCAN MATCH reads as a pattern,
