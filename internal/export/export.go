@@ -105,10 +105,13 @@ func each(ctx context.Context, src *Source, filter Filter, fn func([]Profile, Sc
 	go func() {
 		defer close(pages)
 		done <- src.Each(ctx, func(ps []Profile, seen Scanned) error {
-			kept := ps[:0]
-			for _, p := range ps {
-				if filter.Match(p) {
-					kept = append(kept, p)
+			kept := ps
+			if !filter.empty() {
+				kept = ps[:0]
+				for _, p := range ps {
+					if filter.Match(p) {
+						kept = append(kept, p)
+					}
 				}
 			}
 			select {

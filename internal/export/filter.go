@@ -53,6 +53,10 @@ func filterable(name string) bool {
 	return ok && Columns[i].Kind != KindTraits && Columns[i].Kind != KindList
 }
 
+func (f Filter) empty() bool {
+	return len(f.Where) == 0 && f.ActiveSince.IsZero() && f.AcquiredSince.IsZero()
+}
+
 // Match reports whether p passes every condition of f.
 func (f Filter) Match(p Profile) bool {
 	for name, values := range f.Where {

@@ -181,11 +181,26 @@ func (p Profile) counter(name string) (int64, bool) {
 // they are exported as null, or 0 for a counter, rather than stopping the
 // export).
 func (p Profile) record() (r record, bad int) {
+	// one allocation backs every pointer of the record, rather than one
+	// per field: the export's cost is mostly allocation
+	back := new(struct {
+		s  [11]string
+		t  [4]time.Time
+		f  [2]float64
+		d  int32
+		ns int
+		nt int
+		nf int
+	})
 	str := func(name string) *string {
-		if v, ok := p.Fields[name]; ok {
-			return &v
+		v, ok := p.Fields[name]
+		if !ok {
+			return nil
 		}
-		return nil
+		sp := &back.s[back.ns]
+		back.ns++
+		*sp = v
+		return sp
 	}
 	ts := func(name string) *time.Time {
 		v, ok := p.Fields[name]
@@ -197,8 +212,10 @@ func (p Profile) record() (r record, bad int) {
 			bad++
 			return nil
 		}
-		t = t.UTC()
-		return &t
+		tp := &back.t[back.nt]
+		back.nt++
+		*tp = t.UTC()
+		return tp
 	}
 	num := func(name string) *float64 {
 		v, ok := p.Fields[name]
@@ -210,7 +227,10 @@ func (p Profile) record() (r record, bad int) {
 			bad++
 			return nil
 		}
-		return &f
+		fp := &back.f[back.nf]
+		back.nf++
+		*fp = f
+		return fp
 	}
 	cnt := func(name string) int64 {
 		n, ok := p.counter(name)
@@ -244,8 +264,8 @@ func (p Profile) record() (r record, bad int) {
 	}
 	if v, ok := p.Fields[profile.FieldBirthday]; ok {
 		if d, err := time.Parse(time.DateOnly, v); err == nil {
-			days := int32(d.Unix() / 86400) // dates before 1970 are whole negative days too
-			r.Birthday = &days
+			back.d = int32(d.Unix() / 86400) // dates before 1970 are whole negative days too
+			r.Birthday = &back.d
 		} else {
 			bad++
 		}
