@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,10 +333,10 @@ func TestExportsReadBackOnRedis(t *testing.T) {
 // them all.
 func TestExportsReadBackOnRedisCluster(t *testing.T) {
 	c := realCluster(t)
-	masters := 0
-	_ = c.ForEachMaster(context.Background(), func(context.Context, *redis.Client) error { masters++; return nil })
-	if masters < 2 {
-		t.Fatalf("%d masters: no spread to test", masters)
+	var masters atomic.Int32 // ForEachMaster calls the function from a goroutine per master
+	_ = c.ForEachMaster(context.Background(), func(context.Context, *redis.Client) error { masters.Add(1); return nil })
+	if masters.Load() < 2 {
+		t.Fatalf("%d masters: no spread to test", masters.Load())
 	}
 	checkExports(t, c)
 }
