@@ -127,7 +127,8 @@ func runExport(ctx context.Context, name string, args []string, getenv func(stri
 }
 
 // summary is the line printed at the end: "exported N profiles in T s
-// (R profiles/s)", and the values written as null when there are any.
+// (R profiles/s)", then, with a filter, how many were read, and the
+// values written as null when there are any.
 func summary(verb string, st export.Stats, d time.Duration) string {
 	secs := d.Seconds()
 	rate := 0.0
@@ -135,6 +136,9 @@ func summary(verb string, st export.Stats, d time.Duration) string {
 		rate = float64(st.Exported) / secs
 	}
 	s := fmt.Sprintf("%s %d profiles in %.1f s (%.0f profiles/s)", verb, st.Exported, secs, rate)
+	if read := st.Scanned.Keys - st.Scanned.Skipped; read != st.Exported && secs > 0 {
+		s += fmt.Sprintf("; %d profiles read (%.0f profiles/s), the rest did not match", read, float64(read)/secs)
+	}
 	if st.Bad > 0 {
 		s += fmt.Sprintf("; %d stored values did not read as their column's type and were written as null", st.Bad)
 	}

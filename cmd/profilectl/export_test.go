@@ -168,6 +168,10 @@ func TestExportExitStatus(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`^exported 12 profiles in \d+\.\d s \(\d+ profiles/s\)\n$`).MatchString(stderr) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
+	code, stderr = runBin("export", "--format", "jsonl", "--out", filepath.Join(dir, "gold.jsonl"), "--where", "customer_type=Gold")
+	if code != 0 || !regexp.MustCompile(`^exported 4 profiles in .*; 12 profiles read \(\d+ profiles/s\), the rest did not match\n$`).MatchString(stderr) {
+		t.Fatalf("filtered: exit %d, stderr %q", code, stderr)
+	}
 	if code, stderr := runBin("export", "--out", out, "--where", "colour=red"); code != 2 || !strings.Contains(stderr, `"colour"`) {
 		t.Fatalf("bad filter: exit %d, stderr %q", code, stderr)
 	}
@@ -176,7 +180,7 @@ func TestExportExitStatus(t *testing.T) {
 	if code, stderr := runBin("export", "--out", out2); code != 1 || !strings.Contains(stderr, "profilectl:") {
 		t.Fatalf("Redis down: exit %d, stderr %q", code, stderr)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
-		t.Fatalf("directory holds %d entries, want only p.parquet", len(ents))
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("directory holds %d entries, want only p.parquet and gold.jsonl", len(ents))
 	}
 }
