@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,7 +47,10 @@ func runExport(ctx context.Context, name string, args []string, getenv func(stri
 		fields = fs.String("fields", "", "columns to write, comma-separated, in order (default: all)")
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()} // exit 2, like every bad argument
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("%s takes no arguments, got %q", name, fs.Arg(0))}

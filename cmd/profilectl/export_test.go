@@ -77,6 +77,8 @@ func TestExportBadArguments(t *testing.T) {
 		{[]string{"count", "--acquired-since", "7days"}, "--acquired-since"},
 		{[]string{"count", "extra"}, `"extra"`},
 		{[]string{"count", "--batch", "0"}, "--batch"},
+		{[]string{"count", "--fields", "id"}, "-fields"},
+		{[]string{"export", "--limit", "3"}, "-limit"},
 	} {
 		err := run(t.Context(), tc.args, getenv, nil, &bytes.Buffer{})
 		var ue usageError
