@@ -36,9 +36,9 @@ type Stats struct {
 }
 
 // Export writes the profiles of src that match opts.Filter to w. Reading
-// Redis and encoding overlap: one goroutine scans and reads while the
-// caller's encodes, with at most two batches in between, so memory does
-// not grow with the number of profiles.
+// Redis and encoding overlap: Source.Each's goroutines scan and read while
+// the caller's encodes, with a few batches in between, so memory does not
+// grow with the number of profiles.
 func Export(ctx context.Context, src *Source, w io.Writer, opts Options) (Stats, error) {
 	cols := opts.Columns
 	if cols == nil {
