@@ -6,7 +6,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 FUZZTIME ?= 15s
 
-.PHONY: help build run test test-short test-go fuzz test-faults lint bench services-up clean
+.PHONY: help build run test test-short test-go fuzz test-faults lint bench bench-export services-up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -50,6 +50,10 @@ test-faults: ## fault suite: kill -9, rebalances, Redis and broker restarts, slo
 
 bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
 	TESTENV_CLUSTER=0 deploy/testenv.sh $(GO) run ./cmd/profilebench
+
+# Only Redis is needed: a broker address that is never dialled keeps testenv.sh from starting Kafka.
+bench-export: ## export benchmark: PROFILED_EXPORT_PROFILES (default 1000000) profiles to Parquet from a fresh local Redis: rate, peak RSS, CPU
+	PROFILED_TEST_KAFKA_BROKERS=unused:9 deploy/testenv.sh $(GO) test ./cmd/profilectl -run '^$$' -bench '^BenchmarkExportParquet$$' -benchtime 1x -timeout 30m -v
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
