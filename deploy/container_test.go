@@ -48,6 +48,9 @@ func needsDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs containers; not with -short")
 	}
+	if os.Getenv(testenv.EnvServices) == "scripts" {
+		t.Skipf("%s=scripts: no containers", testenv.EnvServices)
+	}
 	if !testenv.DockerReachable() {
 		if os.Getenv(testenv.EnvServices) == "containers" {
 			t.Fatalf("%s=containers and no Docker engine answers", testenv.EnvServices)

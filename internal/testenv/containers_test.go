@@ -39,6 +39,9 @@ func needsDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts containers; not with -short")
 	}
+	if os.Getenv(EnvServices) == "scripts" {
+		t.Skipf("%s=scripts: no containers", EnvServices)
+	}
 	if !DockerReachable() {
 		if os.Getenv(EnvServices) == "containers" {
 			t.Fatalf("%s=containers and no Docker engine answers", EnvServices)
