@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,4 +421,59 @@ func promGet(addr, path string) (int, string) {
 		}
 	}
 	return resp.StatusCode, b.String()
+}
+
+// TestComposeHostOverride checks, without an engine, what the host-network
+// override must do for the stack to work there: every service of the quick
+// start on the host network, no address by service name left (names do not
+// resolve there), kafka-init creating the topics compose.yaml creates, and
+// every variable given a default.
+func TestComposeHostOverride(t *testing.T) {
+	base := readYAML(t, composeFile)
+	over := readYAML(t, filepath.Join(composeDir, "compose.host.yaml"))
+	bs, _ := base["services"].(map[string]any)
+	ov, _ := over["services"].(map[string]any)
+	for name := range bs {
+		s, _ := ov[name].(map[string]any)
+		if s["network_mode"] != "host" {
+			t.Errorf("service %s is not on the host network in the override", name)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(composeDir, "compose.host.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			body = append(body, l)
+		}
+	}
+	text := strings.Join(body, "\n")
+	for _, name := range []string{"kafka:", "redis:", "profiled:", "prometheus:"} {
+		for _, scheme := range []string{"//", " ", "\""} {
+			if strings.Contains(text, scheme+name+"9") || strings.Contains(text, scheme+name+"6") || strings.Contains(text, scheme+name+"8") {
+				t.Errorf("the override addresses a service by name (%s...)", name)
+			}
+		}
+	}
+	for _, m := range regexp.MustCompile(`\$\{([A-Z_]+)(:-)?`).FindAllStringSubmatch(text, -1) {
+		if m[2] == "" {
+			t.Errorf("${%s} has no default", m[1])
+		}
+	}
+	topics := func(svc map[string]any) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`--topic\s+(\S+)`).FindAllStringSubmatch(fmt.Sprint(svc["command"]), -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	if b, o := topics(bs["kafka-init"].(map[string]any)), topics(ov["kafka-init"].(map[string]any)); fmt.Sprint(b) != fmt.Sprint(o) {
+		t.Errorf("kafka-init creates %v in the override, %v in compose.yaml", o, b)
+	}
+	prom := readYAML(t, filepath.Join(composeDir, "prometheus.host.yml"))
+	if target, _ := dig(prom, "scrape_configs", "0", "static_configs", "0", "targets", "0"); target != "127.0.0.1:8080" {
+		t.Errorf("prometheus.host.yml scrapes %v, want profiled's default 127.0.0.1:8080", target)
+	}
 }
