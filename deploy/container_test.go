@@ -125,7 +125,7 @@ func TestImage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	host := testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" })
-	labels := testcontainers.WithLabels(map[string]string{testenv.LabelTest: "true", testenv.LabelOwner: strconv.Itoa(os.Getpid())})
+	labels := testcontainers.WithLabels(testenv.Labels(t))
 	quiet := testcontainers.WithLogger(tclog.NewNoopLogger())
 	p, err := testcontainers.Run(ctx, img, host, labels, quiet,
 		testcontainers.WithEnv(map[string]string{
@@ -324,8 +324,14 @@ scrape_configs:
 	if err := yaml.Unmarshal([]byte(merged), &cfg); err != nil {
 		t.Fatal(err)
 	}
+	labels := map[string]any{}
+	for k, v := range testenv.Labels(t) {
+		labels[k] = v
+	}
 	for _, s := range cfg["services"].(map[string]any) {
 		delete(s.(map[string]any), "ports")
+		// removed by testenv's reaper should this test binary die
+		s.(map[string]any)["labels"] = labels
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -348,6 +354,11 @@ scrape_configs:
 	start := time.Now()
 	if out, err := run(hostNet, "up", "-d", "--no-build", "kafka", "redis", "profiled", "prometheus"); err != nil {
 		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+	owned := docker(t, "ps", "-q", "--filter", "label=com.docker.compose.project="+project,
+		"--filter", fmt.Sprintf("label=%s=%d", testenv.LabelOwner, os.Getpid()))
+	if n := len(strings.Fields(owned)); n < 4 {
+		t.Errorf("%d of the stack's containers carry this test binary's labels, want kafka, redis, profiled and prometheus", n)
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
 	testenv.Eventually(t, 3*time.Minute, "profiled /readyz", func() bool { return readyz(httpAddr) == http.StatusOK })

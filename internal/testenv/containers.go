@@ -174,6 +174,20 @@ func prepare(ctx context.Context) error {
 	return setup.err
 }
 
+// Labels returns the labels of a container a test starts by other means
+// (the profiled image, a compose stack), after making sure this test
+// binary's reaper runs: with them, the container is removed when the test
+// binary exits, or by the next test binary if that failed.
+func Labels(t testing.TB) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{LabelTest: "true", LabelOwner: strconv.Itoa(os.Getpid())}
+}
+
 // removeLeftovers removes the containers whose owning test binary is gone
 // (with Ryuk off, nothing else would).
 func removeLeftovers(ctx context.Context) error {
