@@ -50,7 +50,7 @@ func Real(t testing.TB) *Services {
 		t.Fatal(err)
 	}
 	if brokers == nil {
-		t.Skipf("needs %s and %s (make test sets them)", EnvKafkaBrokers, EnvRedisURL)
+		t.Skipf("needs %s and %s (make test sets them) or a Docker engine", EnvKafkaBrokers, EnvRedisURL)
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -90,7 +90,7 @@ func locate(mode string) (brokers []string, redisURL string, err error) {
 func fromContainers() ([]string, string, error) {
 	brokers, url, err := sharedContainers()
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", EnvServices, err)
+		return nil, "", fmt.Errorf("%s: Kafka and Redis containers: %w", EnvServices, err)
 	}
 	logPath(true)
 	return brokers, url, nil
