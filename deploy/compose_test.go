@@ -180,8 +180,9 @@ func TestComposeFile(t *testing.T) {
 	}
 }
 
-// TestDockerfile checks the conventions the image promises, since no
-// Docker engine builds it here: multi-stage, a static trimmed build with the
+// TestDockerfile checks the conventions the image promises (TestImage
+// builds and runs it where a Docker engine answers): the classic builder
+// suffices, the base images default to the official ones, multi-stage, a static trimmed build with the
 // version by -ldflags, both binaries, distroless static as non-root, and a
 // default command that never turns the embedded quick start on.
 func TestDockerfile(t *testing.T) {
@@ -205,13 +206,28 @@ func TestDockerfile(t *testing.T) {
 		}
 		cur = ""
 	}
+	// The classic builder builds it: no syntax directive (it pulls a
+	// frontend image), no BuildKit-only instructions.
+	if strings.Contains(string(b), "# syntax=") {
+		t.Error("the Dockerfile has a syntax directive, which only BuildKit knows")
+	}
+	for _, bk := range []string{"--mount", "$BUILDPLATFORM", "${BUILDPLATFORM}"} {
+		if strings.Contains(strings.Join(lines, "\n"), bk) {
+			t.Errorf("the Dockerfile uses %s, which only BuildKit knows", bk)
+		}
+	}
 	var froms, runs, users []string
-	var final []string // instructions of the last stage
+	var final []string          // instructions of the last stage
+	args := map[string]string{} // ARG defaults before the first FROM
 	for _, l := range lines {
 		instr, rest, _ := strings.Cut(l, " ")
 		switch strings.ToUpper(instr) {
+		case "ARG":
+			if k, v, ok := strings.Cut(rest, "="); ok && len(froms) == 0 {
+				args[k] = v
+			}
 		case "FROM":
-			froms = append(froms, rest)
+			froms = append(froms, os.Expand(rest, func(k string) string { return args[k] }))
 			final = nil
 		case "RUN":
 			runs = append(runs, rest)

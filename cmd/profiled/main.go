@@ -73,6 +73,12 @@ func newLogger(c *config, out io.Writer) zerolog.Logger {
 }
 
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	// --version alone prints the build and exits: what an image's smoke
+	// test and an operator asking "which build is this?" run.
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintf(stdout, "profiled %s (revision %s, %s)\n", version, revision, runtime.Version())
+		return nil
+	}
 	cfg, err := loadConfig(args, environ, stderr)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func Real(t testing.TB) *Services {
 		t.Fatal(err)
 	}
 	if brokers == nil {
-		t.Skipf("needs %s and %s (make test sets them)", EnvKafkaBrokers, EnvRedisURL)
+		t.Skipf("needs %s and %s (make test sets them) or a Docker engine", EnvKafkaBrokers, EnvRedisURL)
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -59,25 +60,48 @@ func Real(t testing.TB) *Services {
 }
 
 // locate is the one place that decides which real services tests use:
-// those the environment names (deploy/testenv.sh exports them), or none.
-// A mode that starts containers is to plug in here.
+// those the environment names (deploy/testenv.sh exports them), Kafka
+// and Redis containers started once per test binary (testcontainers-go),
+// or none. auto takes the environment's services when it names them, else
+// containers when a Docker engine answers.
 func locate(mode string) (brokers []string, redisURL string, err error) {
 	b, u := os.Getenv(EnvKafkaBrokers), os.Getenv(EnvRedisURL)
 	switch mode {
 	case "", "auto":
 		if b == "" || u == "" {
-			return nil, "", nil
+			if testing.Short() || !dockerReachable() {
+				return nil, "", nil
+			}
+			return fromContainers()
 		}
 	case "scripts":
 		if b == "" || u == "" {
 			return nil, "", fmt.Errorf("%s=scripts: run the tests under deploy/testenv.sh, which sets %s and %s", EnvServices, EnvKafkaBrokers, EnvRedisURL)
 		}
 	case "containers":
-		return nil, "", fmt.Errorf("%s=containers: not available yet; use auto or scripts", EnvServices)
+		return fromContainers()
 	default:
 		return nil, "", fmt.Errorf("%s=%q: want auto, scripts or containers", EnvServices, mode)
 	}
+	logPath(false)
 	return strings.Split(b, ","), u, nil
+}
+
+func fromContainers() ([]string, string, error) {
+	brokers, url, err := sharedContainers()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: Kafka and Redis containers: %w", EnvServices, err)
+	}
+	logPath(true)
+	return brokers, url, nil
+}
+
+var logged sync.Once
+
+// logPath says once per test binary, on standard error, which services
+// its tests run against.
+func logPath(containers bool) {
+	logged.Do(func() { fmt.Fprintln(os.Stderr, servicesLine(containers)) })
 }
 
 // InProcess returns an in-process Kafka-protocol broker (kfake) with the

@@ -8,8 +8,12 @@ import (
 	"time"
 )
 
-// TestLocate checks the one place that picks the real services.
+// TestLocate checks the one place that picks the real services, with no
+// Docker engine (TestContainersPath covers the containers).
 func TestLocate(t *testing.T) {
+	reachable := dockerReachable
+	dockerReachable = func() bool { return false }
+	defer func() { dockerReachable = reachable }()
 	for _, c := range []struct {
 		mode, brokers, url string
 		want               []string // nil: none
@@ -21,7 +25,6 @@ func TestLocate(t *testing.T) {
 		{"", "b:1", "redis://r:1/0", []string{"b:1"}, ""},
 		{"scripts", "b:1", "redis://r:1/0", []string{"b:1"}, ""},
 		{"scripts", "", "", nil, "deploy/testenv.sh"},
-		{"containers", "b:1", "redis://r:1/0", nil, "not available yet"},
 		{"docker", "", "", nil, "want auto, scripts or containers"},
 	} {
 		t.Run(fmt.Sprintf("%s/%s/%s", c.mode, c.brokers, c.url), func(t *testing.T) {
