@@ -372,6 +372,12 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		c.process(gctx, gen, in)
 	})
 	<-done
+	if ctx.Err() == nil {
+		// A rebalance, not a shutdown, ended the generation: what its
+		// drain left undone belongs to the partitions' next owner, and is
+		// no error of this member's if it is stopped before it joins again.
+		c.unfinished.Store(nil)
+	}
 }
 
 // fetch reads one partition from its assigned offset into in, until the
