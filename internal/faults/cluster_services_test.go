@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,9 +282,10 @@ func copyKeys(from, to *redis.Client) (int, error) {
 	return n, nil
 }
 
-// killMaster kills -9 a random master, waits until its replica has taken
-// its slots, and starts the killed node again (it rejoins as a replica);
-// it returns the port of the promoted replica.
+// killMaster kills -9 a random master while its replica lags (see
+// lagging), waits until the replica has taken its slots, and starts the
+// killed node again (it rejoins as a replica); it returns the port of the
+// promoted replica.
 func (c *redisCluster) killMaster(s *scenario) int {
 	s.t.Helper()
 	ms, err := c.masters()
@@ -291,9 +293,21 @@ func (c *redisCluster) killMaster(s *scenario) int {
 		s.t.Fatalf("masters: %v (%d)", err, len(ms))
 	}
 	m := ms[s.rng.IntN(len(ms))]
-	if _, err := c.sh.run(time.Minute, "kill", strconv.Itoa(m.port)); err != nil {
+	ns, err := c.nodes()
+	if err != nil {
 		s.t.Fatal(err)
 	}
+	var replicas []string
+	for _, n := range ns {
+		if !n.isMaster && n.master == m.id {
+			replicas = append(replicas, n.addr)
+		}
+	}
+	lagging(s, m.addr, replicas, func() {
+		if _, err := c.sh.run(time.Minute, "kill", strconv.Itoa(m.port)); err != nil {
+			s.t.Fatal(err)
+		}
+	})
 	before := map[string]bool{}
 	for _, o := range ms {
 		before[o.id] = true
@@ -449,16 +463,25 @@ func (r *redisSentinel) waitHealthy(t *testing.T, d time.Duration, after string)
 	}
 }
 
-// killMaster kills -9 the master, waits until the sentinels name another,
-// and starts the killed server again as a replica.
+// killMaster kills -9 the master while both replicas lag (see lagging),
+// waits until the sentinels name another, and starts the killed server
+// again as a replica.
 func (r *redisSentinel) killMaster(s *scenario) {
 	s.t.Helper()
 	r.waitHealthy(s.t, time.Minute, "before killing the master")
 	m := r.current()
 	_, port, _ := strings.Cut(m, ":")
-	if _, err := r.sh.run(time.Minute, "kill", port); err != nil {
-		s.t.Fatal(err)
+	var replicas []string
+	for _, p := range r.servers {
+		if a := "127.0.0.1:" + strconv.Itoa(p); a != m {
+			replicas = append(replicas, a)
+		}
 	}
+	lagging(s, m, replicas, func() {
+		if _, err := r.sh.run(time.Minute, "kill", port); err != nil {
+			s.t.Fatal(err)
+		}
+	})
 	if !testenv.Poll(time.Minute, 100*time.Millisecond, func() bool {
 		c := r.current()
 		return c != "" && c != m
@@ -534,4 +557,53 @@ func producePaced(ctx context.Context, addr, topic string, recs []*rec, d time.D
 	mu.Lock()
 	defer mu.Unlock()
 	return first
+}
+
+// lagging runs kill about a second after the replicas at addrs lost their
+// link to the master (stopped with SIGSTOP, their connections closed by
+// the master with CLIENT KILL TYPE replica), and lets them go on (SIGCONT)
+// right after: the master has acknowledged writes that no replica has, as
+// after a network hiccup, so the failover that follows drops them unless
+// profiled waited for a replica (PROFILED_REDIS_MIN_REPLICAS) before it
+// committed. On loopback a replica is otherwise never far enough behind for
+// a kill to land in that window; and a stopped replica alone would still
+// find the writes in its socket's buffer.
+func lagging(s *scenario, master string, addrs []string, kill func()) {
+	s.t.Helper()
+	var pids []int
+	for _, a := range addrs {
+		rdb := nodeClient(a)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		info, err := rdb.InfoMap(ctx, "server").Result()
+		cancel()
+		rdb.Close()
+		if err != nil {
+			s.t.Fatalf("replica %s: %v", a, err)
+		}
+		pid, err := strconv.Atoi(info["Server"]["process_id"])
+		if err != nil {
+			s.t.Fatalf("replica %s: process_id %q", a, info["Server"]["process_id"])
+		}
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	defer func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	rdb := nodeClient(master)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	err := rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err()
+	cancel()
+	rdb.Close()
+	if err != nil {
+		s.t.Fatalf("CLIENT KILL TYPE replica on %s: %v", master, err)
+	}
+	// the lag itself: below the Cluster's node timeout (2 s) and about the
+	// sentinels' down-after (1 s), so that the replicas stay eligible
+	time.Sleep(800*time.Millisecond + time.Duration(s.rng.IntN(400))*time.Millisecond)
+	kill()
 }

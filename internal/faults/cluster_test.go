@@ -25,23 +25,32 @@ import (
 //	cluster: <n> scenarios, <m> events, <lost> lost, <dup> double-counted
 //
 // Its own ports (none of the fault suite's): broker 19892 and 19893
-// (PROFILED_FAULTS_KAFKA_PORT), Cluster 17200-17205
+// (PROFILED_CLUSTER_KAFKA_PORT), Cluster 17200-17205
 // (PROFILED_CLUSTER_REDIS_PORT), Sentinel set-up 17400-17405
 // (PROFILED_CLUSTER_SENTINEL_PORT), single servers from 17420
-// (PROFILED_FAULTS_REDIS_PORT).
+// (PROFILED_CLUSTER_SERVER_PORT).
 
 type clusterSuite struct {
 	cluster  *redisCluster
 	sentinel *redisSentinel
 	pace     time.Duration // how long the stream lasts under the faults
+	// PROFILED_REDIS_MIN_REPLICAS of the instances: 1, or what
+	// PROFILED_CLUSTER_MIN_REPLICAS says (0 shows what a failover does
+	// without WAIT)
+	minReplicas string
 }
 
-func envPort(t *testing.T, name string, def int) int {
-	if p, err := strconv.Atoi(os.Getenv(name)); err == nil && p > 0 {
-		return p
+// clusterPort returns the port the variable name sets, or def; to is the
+// fault suite's variable that passes it on to startBroker or startRedis.
+func clusterPort(t *testing.T, name string, def int, to string) int {
+	p, err := strconv.Atoi(os.Getenv(name))
+	if err != nil || p <= 0 {
+		p = def
 	}
-	t.Setenv(name, strconv.Itoa(def)) // read by startBroker and startRedis
-	return def
+	if to != "" {
+		t.Setenv(to, strconv.Itoa(p))
+	}
+	return p
 }
 
 // TestCluster runs the cluster scenarios, each from a clean topic, group,
@@ -51,8 +60,8 @@ func TestCluster(t *testing.T) {
 		t.Skip("the cluster suite runs with PROFILED_CLUSTER=1 (make test-cluster)")
 	}
 	suiteName = "cluster"
-	envPort(t, "PROFILED_FAULTS_KAFKA_PORT", 19892)
-	envPort(t, "PROFILED_FAULTS_REDIS_PORT", 17420)
+	clusterPort(t, "PROFILED_CLUSTER_KAFKA_PORT", 19892, "PROFILED_FAULTS_KAFKA_PORT")
+	clusterPort(t, "PROFILED_CLUSTER_SERVER_PORT", 17420, "PROFILED_FAULTS_REDIS_PORT")
 	su := &suite{bin: testenv.Profiled(t), seed: uint64(time.Now().UnixNano() % 1e6), n: 50000}
 	if v, err := strconv.ParseUint(os.Getenv("PROFILED_CLUSTER_SEED"), 10, 64); err == nil {
 		su.seed = v
@@ -74,10 +83,13 @@ func TestCluster(t *testing.T) {
 	t.Cleanup(b.stop)
 	su.broker, su.admin = b, newAdmin(b.addr)
 	cs := &clusterSuite{
-		cluster:  startCluster(t, envPort(t, "PROFILED_CLUSTER_REDIS_PORT", 17200)),
-		sentinel: startSentinel(t, envPort(t, "PROFILED_CLUSTER_SENTINEL_PORT", 17400)),
+		cluster:  startCluster(t, clusterPort(t, "PROFILED_CLUSTER_REDIS_PORT", 17200, "")),
+		sentinel: startSentinel(t, clusterPort(t, "PROFILED_CLUSTER_SENTINEL_PORT", 17400, "")),
 	}
-	cs.pace = 40 * time.Second
+	cs.pace, cs.minReplicas = 40*time.Second, "1"
+	if v := os.Getenv("PROFILED_CLUSTER_MIN_REPLICAS"); v != "" {
+		cs.minReplicas = v
+	}
 	if d, err := time.ParseDuration(os.Getenv("PROFILED_CLUSTER_PACE")); err == nil && d > 0 {
 		cs.pace = d
 	}
@@ -105,12 +117,12 @@ func TestCluster(t *testing.T) {
 // clusterEnv makes profiled use the Cluster and wait for one replica of
 // every master it wrote to before it commits.
 func (cs *clusterSuite) clusterEnv() []string {
-	return []string{"PROFILED_REDIS_CLUSTER_ADDRS=" + strings.Join(cs.cluster.addrs, ","), "PROFILED_REDIS_MIN_REPLICAS=1"}
+	return []string{"PROFILED_REDIS_CLUSTER_ADDRS=" + strings.Join(cs.cluster.addrs, ","), "PROFILED_REDIS_MIN_REPLICAS=" + cs.minReplicas}
 }
 
 func (cs *clusterSuite) sentinelEnv() []string {
 	return []string{"PROFILED_REDIS_SENTINEL_ADDRS=" + strings.Join(cs.sentinel.sentinels, ","),
-		"PROFILED_REDIS_SENTINEL_MASTER=" + cs.sentinel.master, "PROFILED_REDIS_MIN_REPLICAS=1"}
+		"PROFILED_REDIS_SENTINEL_MASTER=" + cs.sentinel.master, "PROFILED_REDIS_MIN_REPLICAS=" + cs.minReplicas}
 }
 
 // underLoad produces the stream over about pace while it starts the first
