@@ -6,7 +6,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 FUZZTIME ?= 15s
 
-.PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench services-up clean
+.PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench bench-cluster services-up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -67,6 +67,12 @@ test-cluster: ## cluster suite: one instance vs three on a Redis Cluster; Cluste
 
 bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
 	TESTENV_CLUSTER=0 deploy/testenv.sh $(GO) run ./cmd/profilebench
+
+# The cluster mode of the benchmark: one to three instances on the Redis
+# Cluster that testenv.sh starts, beside the single server; its table goes
+# to cmd/profilebench/CLUSTER.md and, by make bench, into BENCHMARKS.md.
+bench-cluster: build ## benchmark on a 3-master Redis Cluster: 1, 2, 3 instances, MIN_REPLICAS 0 and 1, beside the single server (BENCH_EVENTS, default 300000)
+	BENCH_ONLY=cluster BENCH_EVENTS=$${BENCH_EVENTS:-300000} deploy/testenv.sh $(GO) run ./cmd/profilebench
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
