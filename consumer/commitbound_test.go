@@ -10,7 +10,6 @@ import (
 
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
-	"github.com/profiled/profiled/sink"
 )
 
 // commitBound is the contract's bound: offsets are committed within 5 s of
@@ -20,12 +19,12 @@ const commitBound = 5 * time.Second
 // TestCommitWithinBoundWhenStreamGoesQuiet sends short bursts — launches
 // and one record to dead-letter — and after each burst sends nothing more.
 // Each burst must be committed to the end of its partitions within the
-// bound of the moment its last effect is readable in Redis: a committer
+// bound of the moment its last effect is readable in the store: a committer
 // that only committed when the next records came would leave a quiet
 // stream's last records uncommitted for as long as the quiet lasts.
 func TestCommitWithinBoundWhenStreamGoesQuiet(t *testing.T) {
 	f := newFixture(t, 2)
-	brokers, conn, rdb := f.brokers, f.conn, f.rdb
+	brokers, conn, store := f.brokers, f.conn, f.store
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// the default CommitInterval: the bound must hold as shipped
@@ -46,10 +45,7 @@ func TestCommitWithinBoundWhenStreamGoesQuiet(t *testing.T) {
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatal(err)
 		}
-		until(t, 20*time.Second, user+" applied", func() bool {
-			n, err := rdb.HGet(ctx, sink.Key("", user), "app_launches").Result()
-			return err == nil && n == "5"
-		})
+		until(t, 20*time.Second, user+" applied", func() bool { return store.field(user, "app_launches") == "5" })
 		applied := time.Now()
 		// the stream is quiet now: the commit must come by itself
 		until(t, commitBound, fmt.Sprintf("round %d committed within %s of its write", round, commitBound), func() bool {

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -90,6 +89,29 @@ type Config struct {
 	// offsets are committed. Fault-injection tests use it to crash the
 	// process in exactly that window; production leaves it nil.
 	BeforeCommit func()
+
+	// OnBatch, when set, is called with each batch once it is written to
+	// the store, before its offsets are committed; from one goroutine at a
+	// time, in the order batches are written. The benchmark replays the
+	// pipeline's own batches from it; production leaves it nil.
+	OnBatch func(BatchInfo)
+}
+
+// BatchInfo describes one batch the consumer wrote.
+type BatchInfo struct {
+	Ranges   []OffsetRange `json:"ranges"`   // per partition, in order of first record
+	Records  int           `json:"records"`  // records consumed, dead letters included
+	Profiles int           `json:"profiles"` // profile updates applied
+	Dead     int           `json:"dead"`     // records dead-lettered
+}
+
+// OffsetRange is the offsets First..Last of one partition, every record
+// between them included.
+type OffsetRange struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	First     int64  `json:"first"`
+	Last      int64  `json:"last"`
 }
 
 func (c *Config) setDefaults() {
@@ -123,6 +145,14 @@ func (c *Config) setDefaults() {
 	if c.RetryMax == 0 {
 		c.RetryMax = 5 * time.Second
 	}
+}
+
+// DefaultConfig returns the defaults New fills in for zero fields, for a
+// command to start from and show; it names no brokers, topics or group.
+func DefaultConfig() Config {
+	var c Config
+	c.setDefaults()
+	return c
 }
 
 // Validate reports the first invalid setting.
@@ -163,20 +193,18 @@ type Consumer struct {
 	m     *Metrics
 	dec   *profile.Decoder
 	store Store
-	dlq   *kafka.Writer
-	// dlqOne sends one record per produce request: dead letters the broker
-	// refused as part of a request over its size limit are retried through
-	// it, so that only a record too large on its own fails for good.
-	dlqOne *kafka.Writer
-	now    func() time.Time
+	dlq   *deadLetterer
+	retry backoff
 
-	mu      sync.Mutex
-	sources map[string]string // topic -> stable id of the topic's incarnation
+	ids *topicIDs
+	lag *lagGauges
 
 	joined       atomic.Bool
 	storeFailing atomic.Bool
 	alive        atomic.Int64 // unix nanos of the loop's last sign of life
-	unfinished   atomic.Bool  // the last drain could not finish its batch
+	// unfinished is why the last generation's drain left work undone
+	// (nil: it did not).
+	unfinished atomic.Pointer[error]
 }
 
 // New validates cfg and returns a Consumer. It does not contact Kafka.
@@ -189,26 +217,11 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 	if err != nil {
 		return nil, err
 	}
-	dlqWriter := func(batchSize int) *kafka.Writer {
-		return &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Conn.Brokers...),
-			Topic:        cfg.DLQTopic,
-			Balancer:     &kafka.Hash{},
-			RequiredAcks: kafka.RequireAll,
-			MaxAttempts:  1, // retried by the consumer, which knows what is at stake
-			BatchSize:    batchSize,
-			BatchBytes:   64 << 20,
-			BatchTimeout: time.Millisecond,
-			WriteTimeout: 10 * time.Second,
-			Transport:    transport,
-		}
-	}
-	c := &Consumer{
-		cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store, now: time.Now,
-		sources: map[string]string{},
-		dlq:     dlqWriter(1000),
-		dlqOne:  dlqWriter(1),
-	}
+	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store,
+		ids:   &topicIDs{log: log, ids: map[string]string{}},
+		retry: backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
+	c.lag = &lagGauges{vec: c.m.consumerLag, set: map[topicPartition]bool{}}
+	c.dlq = newDeadLetterer(cfg, transport, c.m, newRetrier(c.retry, log, "dead-letter write", c.touch))
 	c.alive.Store(time.Now().UnixNano())
 	return c, nil
 }
@@ -220,42 +233,20 @@ func (c *Consumer) Prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("input topics: %w", err)
 	}
-	c.setSources(infos)
+	c.ids.set(infos)
 	if _, err := c.cfg.Conn.DescribeTopics(ctx, []string{c.cfg.DLQTopic}); err != nil {
 		if !errors.Is(err, kafkaconn.ErrUnknownTopic) {
 			return fmt.Errorf("dead-letter topic: %w", err)
 		}
-		if err := c.cfg.Conn.CreateTopic(ctx, c.cfg.DLQTopic, 1); err != nil {
+		// Room for any record the input topics accept, plus the headers:
+		// a record at the input's limit must not stop its partition.
+		maxBytes, err := createDLQTopic(ctx, c.cfg.Conn, c.cfg.DLQTopic, c.cfg.Topics)
+		if err != nil {
 			return fmt.Errorf("dead-letter topic: %w", err)
 		}
-		c.log.Info().Str("topic", c.cfg.DLQTopic).Msg("created the dead-letter topic")
+		c.log.Info().Str("topic", c.cfg.DLQTopic).Int(kafkaconn.TopicMaxMessageBytes, maxBytes).Msg("created the dead-letter topic")
 	}
 	return nil
-}
-
-// setSources records each topic's incarnation id. Offsets restart at 0 when
-// a topic is recreated or the cluster changes; the topic ID changes with
-// them, so offset watermarks keyed by it never mistake new records for old.
-func (c *Consumer) setSources(infos map[string]kafkaconn.TopicInfo) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for name, info := range infos {
-		id := info.ID
-		if id == "" {
-			id = "name:" + name
-		}
-		if old, ok := c.sources[name]; ok && old != id {
-			c.log.Warn().Str("topic", name).Msg("topic was recreated: its offsets start a new log")
-		}
-		c.sources[name] = id
-	}
-}
-
-func (c *Consumer) source(topic string, partition int) string {
-	c.mu.Lock()
-	id := c.sources[topic]
-	c.mu.Unlock()
-	return id + ":" + strconv.Itoa(partition)
 }
 
 // Alive reports whether the consumer loop showed a sign of life recently.
@@ -288,6 +279,11 @@ func (c *Consumer) touch() { c.alive.Store(time.Now().UnixNano()) }
 // in hand (bounded by DrainTimeout), leaves the group and returns. It
 // returns an error when that last batch could not be finished.
 func (c *Consumer) Run(ctx context.Context) error {
+	// refused ends Run when the broker refuses a setting, which no retry
+	// can fix
+	ctx, refuse := context.WithCancel(ctx)
+	defer refuse()
+	var refused error
 	dialer, err := c.cfg.Conn.Dialer()
 	if err != nil {
 		return err
@@ -323,7 +319,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 	defer func() { <-closed }()
 	defer c.dlq.Close()
-	defer c.dlqOne.Close()
 
 	for {
 		c.touch()
@@ -332,16 +327,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
+			if errors.Is(err, kafka.InvalidSessionTimeout) {
+				refused = fmt.Errorf("session timeout %s: %w", c.cfg.SessionTimeout, err)
+				refuse()
+				break
+			}
 			c.log.Warn().Err(err).Msg("joining the consumer group failed; retrying")
 			continue
 		}
 		c.runGeneration(ctx, gen)
 	}
 	<-closed
-	c.dlq.Close()
-	c.dlqOne.Close()
-	if c.unfinished.Load() {
-		return errors.New("shutdown: the batch in hand could not be finished; it will be delivered again")
+	if refused != nil {
+		return refused
+	}
+	if p := c.unfinished.Load(); p != nil && *p != nil {
+		return fmt.Errorf("shutdown: %w; the records in hand will be delivered again", *p)
 	}
 	return nil
 }
@@ -353,19 +354,23 @@ type topicPartition struct {
 
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	c.m.rebalances.Inc()
-	c.m.consumerLag.Reset()
 	c.m.stoppedParts.Set(0)
 	n := 0
-	for _, parts := range gen.Assignments {
+	assigned := map[topicPartition]bool{}
+	for topic, parts := range gen.Assignments {
 		n += len(parts)
+		for _, pa := range parts {
+			assigned[topicPartition{topic, pa.ID}] = true
+		}
 	}
+	c.lag.keep(assigned)
 	c.m.assigned.Set(float64(n))
 	c.log.Info().Int32("generation", gen.ID).Int("partitions", n).Msg("joined the consumer group")
 
 	// A topic recreated since the last generation has a new ID.
 	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if infos, err := c.cfg.Conn.DescribeTopics(mctx, c.cfg.Topics); err == nil {
-		c.setSources(infos)
+		c.ids.set(infos)
 	} else {
 		c.log.Warn().Err(err).Msg("could not refresh topic ids; keeping the known ones")
 	}
@@ -409,45 +414,21 @@ func (c *Consumer) fetch(gctx context.Context, topic string, pa kafka.PartitionA
 		c.log.Error().Err(err).Str("topic", topic).Int("partition", pa.ID).Msg("set offset")
 		return
 	}
-	for attempt := 0; ; {
+	retry := newRetrier(c.retry, c.log.With().Str("topic", topic).Int("partition", pa.ID).Logger(), "fetch", c.touch)
+	for {
 		m, err := r.FetchMessage(gctx)
 		if err != nil {
-			if gctx.Err() != nil {
+			if gctx.Err() != nil || !retry.wait(gctx, err) {
 				return
 			}
-			c.log.Warn().Err(err).Str("topic", topic).Int("partition", pa.ID).Msg("fetch failed; retrying")
-			if !sleep(gctx, c.backoff(attempt)) {
-				return
-			}
-			attempt++
 			continue
 		}
-		attempt = 0
+		retry.reset()
 		select {
 		case in <- m:
 		case <-gctx.Done():
 			return
 		}
-	}
-}
-
-// backoff returns the capped exponential back-off with full jitter.
-func (c *Consumer) backoff(attempt int) time.Duration {
-	d := c.cfg.RetryMin << min(attempt, 20)
-	if d > c.cfg.RetryMax || d <= 0 {
-		d = c.cfg.RetryMax
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -457,4 +438,38 @@ type kafkaLogger struct{ log zerolog.Logger }
 
 func (l kafkaLogger) Printf(format string, args ...any) {
 	l.log.Debug().Str("component", "kafka-go").Msg(fmt.Sprintf(format, args...))
+}
+
+// topicIDs maps each input topic to the id of its incarnation. Offsets
+// restart at 0 when a topic is recreated or the cluster changes; the topic
+// ID changes with them, so offset watermarks keyed by it never mistake new
+// records for old.
+type topicIDs struct {
+	log zerolog.Logger
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+// set records the topics' ids.
+func (t *topicIDs) set(infos map[string]kafkaconn.TopicInfo) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, info := range infos {
+		id := info.ID
+		if id == "" {
+			id = "name:" + name
+		}
+		if old, ok := t.ids[name]; ok && old != id {
+			t.log.Warn().Str("topic", name).Msg("topic was recreated: its offsets start a new log")
+		}
+		t.ids[name] = id
+	}
+}
+
+// source names the log a partition's records come from.
+func (t *topicIDs) source(topic string, partition int) string {
+	t.mu.Lock()
+	id := t.ids[topic]
+	t.mu.Unlock()
+	return id + ":" + strconv.Itoa(partition)
 }

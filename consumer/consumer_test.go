@@ -2,24 +2,26 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
-	"github.com/profiled/profiled/sink"
 )
 
-// TestNothingCommittedWhileRedisFails runs the consumer against the
-// in-process broker and Redis (no services needed, so it runs under
-// -short too): while every Redis command fails, the consumer is not ready
-// and commits nothing; when Redis answers again, every record is applied
+// TestNothingCommittedWhileStoreFails runs the consumer against the
+// in-process broker and the fake store (no services needed, so it runs
+// under -short too): while every Apply fails, the consumer is not ready
+// and commits nothing; when the store works again, every record is applied
 // once and committed. The real-services version is e2e.TestRedisOutage.
-func TestNothingCommittedWhileRedisFails(t *testing.T) {
+func TestNothingCommittedWhileStoreFails(t *testing.T) {
 	f := newFixture(t, 3)
-	brokers, conn, mr, rdb := f.brokers, f.conn, f.mr, f.rdb
+	brokers, conn, store := f.brokers, f.conn, f.store
 
 	var lines []string
 	for i := 0; i < 300; i++ {
@@ -34,7 +36,7 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c := f.consumer(t, ctx, consumer.Config{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
-	mr.SetError("LOADING Redis is loading the dataset in memory")
+	store.setFail(errors.New("LOADING Redis is loading the dataset in memory"))
 	stop := run(t, ctx, cancel, c)
 
 	until(t, 20*time.Second, "not ready because the store fails", func() bool {
@@ -54,7 +56,7 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 		}
 	}
 
-	mr.SetError("")
+	store.setFail(nil)
 	until(t, 20*time.Second, "every record committed", func() bool {
 		offs, err := conn.GroupOffsets(ctx, "g", "events")
 		return err == nil && caughtUp(offs)
@@ -62,7 +64,7 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 	until(t, 5*time.Second, "ready", func() bool { return c.Ready(ctx) == nil })
 	total := 0
 	for i := 0; i < 30; i++ {
-		n, err := rdb.HGet(ctx, sink.Key("", fmt.Sprintf("u%d", i)), "app_launches").Int()
+		n, err := strconv.Atoi(store.field(fmt.Sprintf("u%d", i), "app_launches"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,4 +74,62 @@ func TestNothingCommittedWhileRedisFails(t *testing.T) {
 		t.Fatalf("%d launches counted, want 300", total)
 	}
 	stop()
+}
+
+// TestOnBatchReportsEveryRecordOnce: the batches OnBatch reports cover
+// every consumed record once, per partition in offset order; the
+// benchmark rebuilds the pipeline's batches from them.
+func TestOnBatchReportsEveryRecordOnce(t *testing.T) {
+	f := newFixture(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := feed.NewWriter(f.brokers, "events", nil)
+	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+	var lines []string
+	for i := 0; i < 200; i++ {
+		if i%50 == 7 {
+			lines = append(lines, `{"type":"page"`) // dead-lettered: reported too
+			continue
+		}
+		lines = append(lines, fmt.Sprintf(`{"type":"page","userId":"u%d","timestamp":%q}`, i%20, ts))
+	}
+	if _, err := feed.Lines(ctx, w, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	var mu sync.Mutex
+	var batches []consumer.BatchInfo
+	c := f.consumer(t, ctx, consumer.Config{BatchSize: 16, OnBatch: func(b consumer.BatchInfo) {
+		mu.Lock()
+		batches = append(batches, b)
+		mu.Unlock()
+	}})
+	stop := run(t, ctx, cancel, c)
+	until(t, 20*time.Second, "every record committed", func() bool {
+		offs, err := f.conn.GroupOffsets(ctx, "g", "events")
+		return err == nil && caughtUp(offs)
+	})
+	stop()
+
+	next := map[int]int64{}
+	records, dead := 0, 0
+	for _, b := range batches {
+		n := 0
+		for _, r := range b.Ranges {
+			if r.Topic != "events" || r.First != next[r.Partition] || r.Last < r.First {
+				t.Fatalf("range %+v does not follow offset %d", r, next[r.Partition])
+			}
+			next[r.Partition] = r.Last + 1
+			n += int(r.Last - r.First + 1)
+		}
+		if n != b.Records || b.Records > 16 {
+			t.Errorf("batch %+v: ranges hold %d records", b, n)
+		}
+		records += b.Records
+		dead += b.Dead
+	}
+	if records != 200 || dead != 4 {
+		t.Errorf("reported %d records, %d dead; want 200, 4", records, dead)
+	}
 }

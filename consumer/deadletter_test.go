@@ -13,7 +13,6 @@ import (
 
 	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
-	"github.com/profiled/profiled/sink"
 )
 
 // TestOversizedDeadLettersInARow produces 40 records in a row that are each
@@ -26,7 +25,7 @@ import (
 // whose dead letters shared the request.)
 func TestOversizedDeadLettersInARow(t *testing.T) {
 	f := newFixture(t, 1)
-	brokers, conn, rdb, reg := f.brokers, f.conn, f.rdb, f.reg
+	brokers, conn, store, reg := f.brokers, f.conn, f.store, f.reg
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -85,7 +84,7 @@ func TestOversizedDeadLettersInARow(t *testing.T) {
 	if len(seen) != big {
 		t.Fatalf("%d of %d oversized records in the dead-letter topic", len(seen), big)
 	}
-	if n, _ := rdb.HGet(ctx, sink.Key("", "after"), "web_visits").Result(); n != "1" {
+	if n := store.field("after", "web_visits"); n != "1" {
 		t.Errorf("the record after the burst: web_visits %q, want 1", n)
 	}
 	stop()

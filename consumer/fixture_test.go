@@ -6,33 +6,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/profiled/profiled/consumer"
 	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/profile"
-	"github.com/profiled/profiled/sink"
 )
 
-// fixture is the in-process broker (topics "events" and "dlq") and Redis
-// that the consumer tests run on; no services needed, so they run under
-// -short too.
+// fixture is the in-process broker (topics "events" and "dlq") and the
+// fake store that the consumer tests run on; no services needed, so they
+// run under -short too.
 type fixture struct {
 	brokers []string
 	conn    kafkaconn.Config
-	mr      *miniredis.Miniredis
-	rdb     *redis.Client
+	store   *fakeStore
 	reg     *prometheus.Registry
 }
 
 func newFixture(t *testing.T, partitions int) *fixture {
 	t.Helper()
 	s := testenv.InProcess(t, map[string]int{"events": partitions, "dlq": 1})
-	return &fixture{brokers: s.Brokers, conn: s.Kafka, mr: s.Miniredis, rdb: s.Redis, reg: prometheus.NewRegistry()}
+	return &fixture{brokers: s.Brokers, conn: s.Kafka, store: newFakeStore(), reg: prometheus.NewRegistry()}
 }
 
 // consumer prepares a consumer of "events" in group "g" that dead-letters
@@ -44,7 +40,7 @@ func (f *fixture) consumer(t *testing.T, ctx context.Context, cfg consumer.Confi
 		t.Fatal(err)
 	}
 	cfg.Conn, cfg.Topics, cfg.Group, cfg.DLQTopic = f.conn, []string{"events"}, "g", "dlq"
-	c, err := consumer.New(cfg, zerolog.New(io.Discard), f.reg, dec, sink.New(f.rdb, sink.Config{DedupeWindow: time.Hour}, nil))
+	c, err := consumer.New(cfg, zerolog.New(io.Discard), f.reg, dec, f.store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package consumer
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/profiled/profiled/profile"
@@ -93,4 +96,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.dlqErrors.WithLabelValues("temporary")
 	m.dlqErrors.WithLabelValues("permanent")
 	return m
+}
+
+// lagGauges is the consumer-lag gauge and the partitions it has a series
+// for.
+type lagGauges struct {
+	vec *prometheus.GaugeVec
+	mu  sync.Mutex
+	set map[topicPartition]bool
+}
+
+// update sets the gauge of each partition in lag.
+func (l *lagGauges) update(lag map[topicPartition]int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for tp, n := range lag {
+		l.vec.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(n))
+		l.set[tp] = true
+	}
+}
+
+// keep drops the series of partitions no longer assigned. The others keep
+// their value into the new generation: a stopped partition's lag must not
+// vanish at a rebalance, or its alert could not fire (it is updated again
+// once the partition's records come through).
+func (l *lagGauges) keep(assigned map[topicPartition]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for tp := range l.set {
+		if !assigned[tp] {
+			l.vec.DeleteLabelValues(tp.topic, strconv.Itoa(tp.partition))
+			delete(l.set, tp)
+		}
+	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,13 +48,21 @@ func newBatch(size int) *batch {
 	return &batch{recs: make([]decoded, 0, size), updates: map[string]*profile.Update{}, sources: map[topicPartition]string{}}
 }
 
-// add decodes one record into the batch.
-func (c *Consumer) add(b *batch, m kafka.Message) {
+// add decodes one record into the batch; ids name the log of its
+// partition.
+func (b *batch) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 	start := time.Now()
 	if len(b.recs) == 0 {
 		b.first = start
 	}
-	ev, err := c.dec.Decode(m.Value, m.Time, start)
+	value := m.Value
+	if len(value) == 0 {
+		// A null and an empty value are both tombstones (contract section
+		// 1): kafka-go hands both over as nil anyway, and saying so here
+		// keeps it true whatever the client does.
+		value = nil
+	}
+	ev, err := dec.Decode(value, m.Time, start)
 	r := decoded{msg: m, ev: ev}
 	if err != nil {
 		var rej *profile.Rejection
@@ -66,15 +72,21 @@ func (c *Consumer) add(b *batch, m kafka.Message) {
 		r.rej = rej
 		b.dead = append(b.dead, len(b.recs))
 	} else if ev.Kind != profile.KindIgnored {
-		c.fold(b, r)
+		b.fold(ids, r)
 	}
 	b.recs = append(b.recs, r)
 	b.decoded += time.Since(start)
 }
 
-func (c *Consumer) fold(b *batch, r decoded) {
+// maxCountsPerUpdate bounds the launches and visits of one update: a
+// profile whose share of a batch is larger (a bot, a load test) gets
+// several updates, applied in order, so that no single store call (one
+// Lua script, which blocks Redis while it runs) grows with the batch size.
+const maxCountsPerUpdate = 1000
+
+func (b *batch) fold(ids *topicIDs, r decoded) {
 	u, ok := b.updates[r.ev.ProfileID]
-	if !ok {
+	if !ok || len(u.Counts) >= maxCountsPerUpdate {
 		u = profile.NewUpdate(r.ev.ProfileID)
 		b.updates[r.ev.ProfileID] = u
 		b.order = append(b.order, u)
@@ -82,7 +94,7 @@ func (c *Consumer) fold(b *batch, r decoded) {
 	tp := topicPartition{r.msg.Topic, r.msg.Partition}
 	src, ok := b.sources[tp]
 	if !ok { // once per partition and batch, not per record
-		src = c.source(tp.topic, tp.partition)
+		src = ids.source(tp.topic, tp.partition)
 		b.sources[tp] = src
 	}
 	u.Add(r.ev, src, r.msg.Offset)
@@ -132,18 +144,21 @@ func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-cha
 
 	batches := make(chan *batch)  // unbuffered: a hand-over only when the writer is free
 	done := make(chan written, 4) // written batches, in order
-	var failed bool               // the writer gave up on a batch (set before done closes)
+	var writeErr, commitErr error // set before their goroutines end
+	commit := func(offs map[string]map[int]int64) error { return c.commit(rctx, gen, offs) }
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); c.collect(gctx, stop, in, batches) }()
-	go func() { defer wg.Done(); failed = !c.writeAll(rctx, batches, done) }()
-	go func() { defer wg.Done(); c.commitLoop(rctx, gen, done, halt) }()
+	go func() { defer wg.Done(); writeErr = c.writeAll(rctx, batches, done) }()
+	go func() { defer wg.Done(); commitErr = c.commitLoop(done, commit, halt) }()
 	wg.Wait()
-	if failed && gctx.Err() != nil {
-		c.unfinished.Store(true)
-	} else {
-		c.unfinished.Store(false)
+	// Work left undone is delivered again to the next owner; only when
+	// this was the last generation (shutdown) is it Run's error.
+	var err error
+	if gctx.Err() != nil {
+		err = errors.Join(writeErr, commitErr)
 	}
+	c.unfinished.Store(&err)
 }
 
 // collect decodes records into batches and hands each to the writer.
@@ -157,7 +172,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 	defer tick.Stop()
 	for {
 		var send chan<- *batch
-		if len(cur.recs) > 0 && (lingered || c.cfg.BatchTime == 0) {
+		if len(cur.recs) > 0 && lingered {
 			send = out
 		}
 		var recv <-chan kafka.Message
@@ -168,8 +183,8 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 		}
 		select {
 		case m := <-recv:
-			c.add(cur, m)
-			if len(cur.recs) == 1 && c.cfg.BatchTime > 0 {
+			cur.add(c.dec, c.ids, m)
+			if len(cur.recs) == 1 { // BatchTime is at least 1ms after setDefaults
 				lingered = false
 				linger.Reset(c.cfg.BatchTime)
 			}
@@ -182,7 +197,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 		case <-tick.C:
 			c.touch()
 		case <-gctx.Done():
-			c.handOver(stop, cur, out)
+			handOver(stop, cur, out)
 			return
 		case <-stop:
 			return
@@ -192,7 +207,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 
 // handOver gives the writer the last batch of a generation, unless the
 // generation was stopped by a failed commit (then nothing more is written).
-func (c *Consumer) handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
+func handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
 	if len(b.recs) == 0 {
 		return
 	}
@@ -203,24 +218,24 @@ func (c *Consumer) handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
 }
 
 // writeAll writes batches in order until the collector closes in. It
-// reports false when a batch could not be written before rctx ended; the
-// batches after it are then dropped unwritten (and uncommitted).
-func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- written) bool {
+// returns an error when a batch could not be written before rctx ended;
+// the batches after it are then dropped unwritten (and uncommitted).
+func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- written) error {
 	defer close(done)
-	ok := true
+	var failed error
 	for b := range in {
-		if !ok {
+		if failed != nil {
 			continue
 		}
 		w, err := c.write(rctx, b)
 		if err != nil {
 			c.log.Warn().Err(err).Msg("batch not written; its records will be delivered again")
-			ok = false
+			failed = fmt.Errorf("batch not written: %w", err)
 			continue
 		}
 		done <- w
 	}
-	return ok
+	return failed
 }
 
 // write starts the dead-letter write of the rejected records, applies the
@@ -242,25 +257,22 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 		ch := make(chan dlqResult, 1)
 		w.dlq = ch
 		go func() {
-			stopAt, err := c.deadLetter(ctx, b.recs, b.dead, start)
+			stopAt, err := c.dlq.write(ctx, b.recs, b.dead, start)
 			ch <- dlqResult{stopAt: stopAt, err: err}
 		}()
 	}
 
 	applyStart := time.Now()
 	if len(b.order) > 0 {
-		for attempt := 0; ; attempt++ {
+		retry := newRetrier(c.retry, c.log.With().Int("profiles", len(b.order)).Logger(), "store write", c.touch)
+		for {
 			err := c.store.Apply(ctx, b.order)
 			if err == nil {
 				c.storeFailing.Store(false)
 				break
 			}
 			c.storeFailing.Store(true)
-			if attempt == 0 || attempt%20 == 0 {
-				c.log.Warn().Err(err).Int("attempt", attempt+1).Int("profiles", len(b.order)).Msg("store write failed; retrying with back-off")
-			}
-			c.touch()
-			if !sleep(ctx, c.backoff(attempt)) {
+			if !retry.wait(ctx, err) {
 				if w.dlq != nil {
 					<-w.dlq
 				}
@@ -293,122 +305,29 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 	if e := c.log.Debug(); e.Enabled() {
 		e.Int("records", len(b.recs)).Int("profiles", len(b.order)).Int("dead", len(b.dead)).
 			Dur("decode", b.decoded).Dur("wait", start.Sub(b.first)).Dur("apply", now.Sub(applyStart)).
-			Str("ranges", b.ranges()).Msg("batch written")
+			Msg("batch written")
+	}
+	if c.cfg.OnBatch != nil {
+		c.cfg.OnBatch(b.info())
 	}
 	return w, nil
 }
 
-// ranges names the offsets a batch holds, per partition:
-// "topic/partition:first-last ...". Records of a partition enter a batch in
-// offset order.
-func (b *batch) ranges() string {
-	first := map[topicPartition]int64{}
-	last := map[topicPartition]int64{}
-	var order []topicPartition
+// info describes the batch for Config.OnBatch. Records of a partition
+// enter a batch in offset order, so each partition's records are the
+// range First..Last of its log (ranges in order of first appearance).
+func (b *batch) info() BatchInfo {
+	at := map[topicPartition]int{}
+	var ranges []OffsetRange
 	for _, r := range b.recs {
 		tp := topicPartition{r.msg.Topic, r.msg.Partition}
-		if _, ok := first[tp]; !ok {
-			first[tp] = r.msg.Offset
-			order = append(order, tp)
+		i, ok := at[tp]
+		if !ok {
+			i = len(ranges)
+			at[tp] = i
+			ranges = append(ranges, OffsetRange{Topic: tp.topic, Partition: tp.partition, First: r.msg.Offset})
 		}
-		last[tp] = r.msg.Offset
+		ranges[i].Last = r.msg.Offset
 	}
-	var sb strings.Builder
-	for i, tp := range order {
-		if i > 0 {
-			sb.WriteByte(' ')
-		}
-		fmt.Fprintf(&sb, "%s/%d:%d-%d", tp.topic, tp.partition, first[tp], last[tp])
-	}
-	return sb.String()
-}
-
-// commitLoop commits what the writer finished: at most once per
-// CommitInterval while records flow, and once more when the writer is done.
-// It returns false when it had to leave written records uncommitted: a
-// dead-letter write did not finish before the drain ended, or the
-// coordinator refused a commit for good (the generation is over; then it
-// halts the generation, and the next owner gets those records again).
-func (c *Consumer) commitLoop(rctx context.Context, gen *kafka.Generation, in <-chan written, halt func()) bool {
-	pending := map[topicPartition]int64{}
-	hwm := map[topicPartition]int64{}
-	stopped := map[topicPartition]int64{}
-	var last time.Time
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	frozen := false // nothing more may be committed in this generation
-	complete := true
-	flush := func() {
-		if len(pending) == 0 || frozen {
-			return
-		}
-		if c.cfg.BeforeCommit != nil {
-			c.cfg.BeforeCommit()
-		}
-		offsets := map[string]map[int]int64{}
-		for tp, off := range pending {
-			if offsets[tp.topic] == nil {
-				offsets[tp.topic] = map[int]int64{}
-			}
-			offsets[tp.topic][tp.partition] = off
-		}
-		if err := c.commit(rctx, gen, offsets); err != nil {
-			c.log.Warn().Err(err).Int32("generation", gen.ID).Msg("offsets not committed; those records will be delivered again")
-			frozen, complete = true, false
-			halt()
-			return
-		}
-		last = time.Now()
-		for tp, off := range pending {
-			if _, s := stopped[tp]; !s {
-				c.m.consumerLag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(max(hwm[tp]-off, 0)))
-			}
-		}
-		c.m.lastProcessed.Set(float64(last.UnixNano()) / 1e9)
-		clear(pending)
-	}
-	for {
-		select {
-		case w, ok := <-in:
-			if !ok {
-				flush()
-				return complete
-			}
-			if frozen {
-				continue
-			}
-			if w.dlq != nil {
-				r := <-w.dlq
-				if r.err != nil {
-					c.log.Warn().Err(r.err).Msg("dead letters not written; their records and those after them will be delivered again")
-					flush() // earlier batches are done
-					frozen, complete = true, false
-					continue
-				}
-				for tp, off := range r.stopAt {
-					if _, ok := stopped[tp]; !ok {
-						stopped[tp] = off
-					}
-				}
-				c.m.stoppedParts.Set(float64(len(stopped)))
-			}
-			for tp, off := range w.next {
-				if stop, ok := stopped[tp]; ok {
-					off = min(off, stop) // up to the record that failed, never past it
-				}
-				pending[tp] = off
-				hwm[tp] = w.hwm[tp]
-			}
-			if wait := c.cfg.CommitInterval - time.Since(last); wait <= 0 {
-				flush()
-			} else if !armed {
-				timer.Reset(wait)
-				armed = true
-			}
-		case <-timer.C:
-			armed = false
-			flush()
-		}
-	}
+	return BatchInfo{Ranges: ranges, Records: len(b.recs), Profiles: len(b.order), Dead: len(b.dead)}
 }

@@ -42,8 +42,9 @@ func (c Config) Validate() error {
 	if len(c.LaunchEvents) == 0 {
 		return errors.New("launch events: at least one name required")
 	}
-	if c.MaxEventBytes <= 0 {
-		return errors.New("max event bytes: must be positive")
+	if c.MaxEventBytes < 64 {
+		// below that even a minimal event with a timestamp would not fit
+		return errors.New("max event bytes: must be at least 64")
 	}
 	if c.MaxClockSkew < 0 {
 		return errors.New("max clock skew: must not be negative")

@@ -37,6 +37,7 @@
 --
 -- Returns {status, created, launches counted, visits counted,
 --          messageId duplicates, redelivered records, messageIds forgotten,
+--          custom traits evicted by the per-profile limit,
 --          owner, (anonymous id, link state)...}
 -- status 0 applied, 1 refused: linked to owner (mode 'a'), 2 refused: not
 -- folded yet (mode 'r'), 3 already folded (mode 'f'); link state 'f' linked
@@ -77,25 +78,15 @@ local function call(cmd, key, list, step)
   return out
 end
 
--- hmget returns the values of fields, nil for the absent ones (ipairs
--- stops at the first nil, so the replies are placed by index).
-local function hmget(key, fields)
+-- byIndex runs cmd (HMGET, ZMSCORE) on key with the values of list, SLICE
+-- at a time, and returns the replies placed by index (an absent one is
+-- false; ipairs would stop at it).
+local function byIndex(cmd, key, list)
   local out = {}
-  local n = #fields
+  local n = #list
   for i = 1, n, SLICE do
     local j = math.min(i + SLICE - 1, n)
-    local r = redis.call('HMGET', key, unpack(fields, i, j))
-    for k = 1, j - i + 1 do out[i + k - 1] = r[k] end
-  end
-  return out
-end
-
-local function zmscore(key, members)
-  local out = {}
-  local n = #members
-  for i = 1, n, SLICE do
-    local j = math.min(i + SLICE - 1, n)
-    local r = redis.call('ZMSCORE', key, unpack(members, i, j))
+    local r = redis.call(cmd, key, unpack(list, i, j))
     for k = 1, j - i + 1 do out[i + k - 1] = r[k] end
   end
   return out
@@ -110,11 +101,11 @@ local mode, anon = ARGV[7], ARGV[8]
 -- who owns this update: decided here, in the slot of the key it concerns
 if mode == 'a' then
   local owner = redis.call('GET', l)
-  if owner then return {1, 0, 0, 0, 0, 0, 0, owner} end
+  if owner then return {1, 0, 0, 0, 0, 0, 0, 0, owner} end
 elseif mode == 'r' then
-  if redis.call('HGET', l, anon) ~= 'f' then return {2, 0, 0, 0, 0, 0, 0, ''} end
+  if redis.call('HGET', l, anon) ~= 'f' then return {2, 0, 0, 0, 0, 0, 0, 0, ''} end
 elseif mode == 'f' then
-  if redis.call('HGET', l, anon) == 'f' then return {3, 0, 0, 0, 0, 0, 0, ''} end
+  if redis.call('HGET', l, anon) == 'f' then return {3, 0, 0, 0, 0, 0, 0, 0, ''} end
 end
 
 -- locate the sections of ARGV
@@ -155,8 +146,8 @@ local mbase = #mkeys
 for k = 0, ns - 1 do
   mkeys[#mkeys + 1] = wmField(ARGV[srci + k])
 end
-local mv = hmget(m, mkeys)
-local pv = hmget(p, pkeys)
+local mv = byIndex('HMGET', m, mkeys)
+local pv = byIndex('HMGET', p, pkeys)
 
 local exists = pv[1] and true or false
 local fCh = ARGV[si + 2]
@@ -167,7 +158,7 @@ local pset, mset = {}, {}
 
 -- fields: last writer wins by event time, ties to the greater value
 local vi = 6
-local newTraits = 0
+local newTraits, evicted = 0, 0
 for k = 0, nf - 1 do
   local name, value, tText = ARGV[fi + 3 * k], ARGV[fi + 3 * k + 1], ARGV[fi + 3 * k + 2]
   local t = tonumber(tText)
@@ -219,6 +210,7 @@ if newTraits > 0 then
     table.sort(keys, function(a, b) return gt(b, a) end)
     local evict = {}
     local gone = {}
+    evicted = #keys - maxTraits
     for k = maxTraits + 1, #keys do
       evict[keys[k]] = true
       if inHash[keys[k]] then gone[#gone + 1] = keys[k] end
@@ -251,29 +243,23 @@ if newTraits > 0 then
 end
 
 -- first and last seen: earliest and latest launch or visit
-local fMs, fText = ARGV[si], ARGV[si + 1]
-local lMs, lText, lCh = ARGV[si + 3], ARGV[si + 4], ARGV[si + 5]
+local function see(metaKey, field, ms, text, ch, cur, curCh, earlier)
+  local t, c = tonumber(ms), cur and tonumber(cur)
+  local wins
+  if not c then wins = true elseif earlier then wins = t < c else wins = t > c end
+  if wins or (t == c and gt(ch, curCh or '')) then
+    mset[#mset + 1] = metaKey
+    mset[#mset + 1] = ms
+    pset[#pset + 1] = field
+    pset[#pset + 1] = text
+    pset[#pset + 1] = field .. '_channel'
+    pset[#pset + 1] = ch
+    changed = true
+  end
+end
 if fCh ~= '' then
-  local ft, lt = tonumber(fMs), tonumber(lMs)
-  local cf, cl = mv[1] and tonumber(mv[1]), mv[2] and tonumber(mv[2])
-  if (not cf) or ft < cf or (ft == cf and gt(fCh, pv[2] or '')) then
-    mset[#mset + 1] = 'fs'
-    mset[#mset + 1] = fMs
-    pset[#pset + 1] = 'first_seen'
-    pset[#pset + 1] = fText
-    pset[#pset + 1] = 'first_seen_channel'
-    pset[#pset + 1] = fCh
-    changed = true
-  end
-  if (not cl) or lt > cl or (lt == cl and gt(lCh, pv[3] or '')) then
-    mset[#mset + 1] = 'ls'
-    mset[#mset + 1] = lMs
-    pset[#pset + 1] = 'last_seen'
-    pset[#pset + 1] = lText
-    pset[#pset + 1] = 'last_seen_channel'
-    pset[#pset + 1] = lCh
-    changed = true
-  end
+  see('fs', 'first_seen', ARGV[si], ARGV[si + 1], fCh, mv[1], pv[2], true)
+  see('ls', 'last_seen', ARGV[si + 3], ARGV[si + 4], ARGV[si + 5], mv[2], pv[3], false)
 end
 
 local launches, visits, dupMsg, dupRedelivered, forgotten = 0, 0, 0, 0, 0
@@ -302,7 +288,7 @@ if nc > 0 then
   end
   local known = {}
   if #mids > 0 then
-    local scores = zmscore(d, mids)
+    local scores = byIndex('ZMSCORE', d, mids)
     for k = 1, #mids do
       if scores[k] and tonumber(scores[k]) > oldest then known[mids[k]] = true end
     end
@@ -341,7 +327,7 @@ if mode == 'f' then
   if nm > 0 and window > 0 then
     local ids = {}
     for k = 0, nm - 1 do ids[#ids + 1] = ARGV[mi + 2 * k] end
-    local cur = zmscore(d, ids)
+    local cur = byIndex('ZMSCORE', d, ids)
     local add = {}
     for k = 0, nm - 1 do
       local mid, scText = ARGV[mi + 2 * k], ARGV[mi + 2 * k + 1]
@@ -401,14 +387,14 @@ end
 
 -- links: reserve the anonymous ids this user's events carry, within the
 -- limit, and hand back the pending ones so that the caller claims them
-local out = {0, 0, 0, 0, 0, 0, 0, ''}
+local out = {0, 0, 0, 0, 0, 0, 0, 0, ''}
 if mode == 'u' and (nl > 0 or lp > 0) then
   local listed = {}
   local lp0 = lp
   if nl > 0 then
     local ids = {}
     for k = 1, nl do ids[k] = ARGV[li + k] end
-    local cur = hmget(l, ids)
+    local cur = byIndex('HMGET', l, ids)
     local count
     for k = 1, nl do
       local a = ids[k]
@@ -466,5 +452,5 @@ if exists or has then
   if #pset > 0 then call('HSET', p, pset, 2) end
 end
 if #mset > 0 then call('HSET', m, mset, 2) end
-out[2], out[3], out[4], out[5], out[6], out[7] = created and 1 or 0, launches, visits, dupMsg, dupRedelivered, forgotten
+out[2], out[3], out[4], out[5], out[6], out[7], out[8] = created and 1 or 0, launches, visits, dupMsg, dupRedelivered, forgotten, evicted
 return out

@@ -18,13 +18,6 @@ import (
 	"github.com/profiled/profiled/sink"
 )
 
-// A record of a link test: an event at a place in a log.
-type lrec struct {
-	e      profile.Event
-	src    string
-	offset int64
-}
-
 func anonEv(kind profile.Kind, anon string, ms int64, mid string, fields ...string) profile.Event {
 	e := ev(kind, "anon:"+anon, ms, mid, fields...)
 	e.Fields = append(e.Fields, profile.Field{Name: profile.FieldAnonymousID, Value: anon})
@@ -43,31 +36,6 @@ func userEv(kind profile.Kind, user, anon string, ms int64, mid string, fields .
 
 func aliasEv(user, anon string, ms int64) profile.Event {
 	return profile.Event{Kind: profile.KindAlias, ProfileID: user, Time: ms, LinkAnonID: anon}
-}
-
-// batchOf folds records into updates the way the consumer does.
-func batchOf(recs []lrec) []*profile.Update {
-	ups := map[string]*profile.Update{}
-	var order []*profile.Update
-	for _, r := range recs {
-		u, ok := ups[r.e.ProfileID]
-		if !ok {
-			u = profile.NewUpdate(r.e.ProfileID)
-			ups[r.e.ProfileID] = u
-			order = append(order, u)
-		}
-		u.Add(r.e, r.src, r.offset)
-	}
-	return order
-}
-
-func applyRecs(t *testing.T, s *sink.Sink, recs ...lrec) sink.Result {
-	t.Helper()
-	res, err := s.ApplyCounted(context.Background(), batchOf(recs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
 }
 
 func newSink(c redis.UniversalClient, prefix string, cfg sink.Config) *sink.Sink {
@@ -105,19 +73,19 @@ func exists(t *testing.T, c redis.UniversalClient, key string) bool {
 func TestLinkAnonymousHistoryJoinsTheUser(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := newSink(c, prefix, sink.Config{})
-	applyRecs(t, s,
-		lrec{anonEv(profile.KindWebVisit, "a1", base+1000, "m1", "city", "Pune"), "P", 10},
-		lrec{anonEv(profile.KindWebVisit, "a1", base+2000, "m2"), "P", 11},
+	apply(t, s,
+		rec{anonEv(profile.KindWebVisit, "a1", base+1000, "m1", "city", "Pune"), "P", 10},
+		rec{anonEv(profile.KindWebVisit, "a1", base+2000, "m2"), "P", 11},
 	)
 	if !exists(t, c, sink.Key(prefix, "anon:a1")) {
 		t.Fatal("anonymous profile not written")
 	}
-	res := applyRecs(t, s, lrec{userEv(profile.KindIdentify, "u1", "a1", base+3000, "m3", "email", "x@example.com"), "Q", 5})
+	res := apply(t, s, rec{userEv(profile.KindIdentify, "u1", "a1", base+3000, "m3", "email", "x@example.com"), "Q", 5})
 	if res.Links[sink.LinkLinked] != 1 {
 		t.Fatalf("links = %v, want one linked", res.Links)
 	}
-	applyRecs(t, s, lrec{userEv(profile.KindAppLaunch, "u1", "", base+4000, "m4"), "Q", 6})
-	res = applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, "a1", base+500, "m5"), "P", 12}) // late, and earliest
+	apply(t, s, rec{userEv(profile.KindAppLaunch, "u1", "", base+4000, "m4"), "Q", 6})
+	res = apply(t, s, rec{anonEv(profile.KindWebVisit, "a1", base+500, "m5"), "P", 12}) // late, and earliest
 	if res.Routed != 1 {
 		t.Fatalf("routed = %d, want 1", res.Routed)
 	}
@@ -149,12 +117,12 @@ func TestLinkAnonymousHistoryJoinsTheUser(t *testing.T) {
 	}
 	// redelivery across the link: A's records, counted in the fold or
 	// routed since, never count again
-	applyRecs(t, s,
-		lrec{anonEv(profile.KindWebVisit, "a1", base+1000, "m1", "city", "Pune"), "P", 10},
-		lrec{anonEv(profile.KindWebVisit, "a1", base+500, "m5"), "P", 12},
+	apply(t, s,
+		rec{anonEv(profile.KindWebVisit, "a1", base+1000, "m1", "city", "Pune"), "P", 10},
+		rec{anonEv(profile.KindWebVisit, "a1", base+500, "m5"), "P", 12},
 	)
 	// and a fresh process (no cache) too
-	applyRecs(t, newSink(c, prefix, sink.Config{}), lrec{anonEv(profile.KindWebVisit, "a1", base+2000, "m2"), "P", 11})
+	apply(t, newSink(c, prefix, sink.Config{}), rec{anonEv(profile.KindWebVisit, "a1", base+2000, "m2"), "P", 11})
 	if h := hget(t, c, sink.Key(prefix, "u1")); h["web_visits"] != "3" {
 		t.Fatalf("web_visits = %s after redelivery, want 3", h["web_visits"])
 	}
@@ -163,14 +131,14 @@ func TestLinkAnonymousHistoryJoinsTheUser(t *testing.T) {
 func TestLinkByAliasCreatesNoProfileByItself(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := newSink(c, prefix, sink.Config{})
-	res := applyRecs(t, s, lrec{aliasEv("u2", "a2", base), "Q", 1})
+	res := apply(t, s, rec{aliasEv("u2", "a2", base), "Q", 1})
 	if res.Links[sink.LinkLinked] != 1 || res.Created != 0 {
 		t.Fatalf("alias alone: %+v", res)
 	}
 	if exists(t, c, sink.Key(prefix, "u2")) || exists(t, c, sink.Key(prefix, "anon:a2")) {
 		t.Fatal("an alias alone created a profile")
 	}
-	applyRecs(t, s, lrec{anonEv(profile.KindAppLaunch, "a2", base+10, "m1"), "P", 1})
+	apply(t, s, rec{anonEv(profile.KindAppLaunch, "a2", base+10, "m1"), "P", 1})
 	if exists(t, c, sink.Key(prefix, "anon:a2")) {
 		t.Fatal("an event of a linked anonymous id made its own profile")
 	}
@@ -182,14 +150,14 @@ func TestLinkByAliasCreatesNoProfileByItself(t *testing.T) {
 func TestLinkConflictChangesNothingAboutTheAnonymousID(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := newSink(c, prefix, sink.Config{})
-	applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, "a3", base, "m1"), "P", 1})
-	applyRecs(t, s, lrec{userEv(profile.KindIdentify, "u3", "a3", base+1, "m2"), "Q", 1})
+	apply(t, s, rec{anonEv(profile.KindWebVisit, "a3", base, "m1"), "P", 1})
+	apply(t, s, rec{userEv(profile.KindIdentify, "u3", "a3", base+1, "m2"), "Q", 1})
 	for _, fresh := range []bool{false, true} { // known to the process, and not
 		s2 := s
 		if fresh {
 			s2 = newSink(c, prefix, sink.Config{})
 		}
-		res := applyRecs(t, s2, lrec{userEv(profile.KindAppLaunch, "v3", "a3", base+2, fmt.Sprint("m3", fresh)), "Q", 2})
+		res := apply(t, s2, rec{userEv(profile.KindAppLaunch, "v3", "a3", base+2, fmt.Sprint("m3", fresh)), "Q", 2})
 		if res.Links[sink.LinkConflict] != 1 {
 			t.Fatalf("fresh=%v: links %v, want a conflict", fresh, res.Links)
 		}
@@ -213,8 +181,8 @@ func TestLinkLimitLeavesTheAnonymousIDFree(t *testing.T) {
 	s := newSink(c, prefix, sink.Config{MaxLinkedIDs: 2})
 	for i := range 3 {
 		a := fmt.Sprint("b", i)
-		applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, a, base, "v"+a), "P", int64(i)})
-		res := applyRecs(t, s, lrec{userEv(profile.KindWebVisit, "bot", a, base+1, "w"+a), "Q", int64(i)})
+		apply(t, s, rec{anonEv(profile.KindWebVisit, a, base, "v"+a), "P", int64(i)})
+		res := apply(t, s, rec{userEv(profile.KindWebVisit, "bot", a, base+1, "w"+a), "Q", int64(i)})
 		want := sink.LinkLinked
 		if i == 2 {
 			want = sink.LinkLimit
@@ -230,7 +198,7 @@ func TestLinkLimitLeavesTheAnonymousIDFree(t *testing.T) {
 		t.Fatalf("bot = %v", h)
 	}
 	// the refused id is free for another user
-	res := applyRecs(t, s, lrec{userEv(profile.KindIdentify, "human", "b2", base+2, "x"), "Q", 9})
+	res := apply(t, s, rec{userEv(profile.KindIdentify, "human", "b2", base+2, "x"), "Q", 9})
 	if res.Links[sink.LinkLinked] != 1 {
 		t.Fatalf("b2 to another user: %v", res.Links)
 	}
@@ -241,13 +209,13 @@ func TestLinkLimitLeavesTheAnonymousIDFree(t *testing.T) {
 func TestLinkMessageIDDedupeSpansThePerson(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := newSink(c, prefix, sink.Config{})
-	applyRecs(t, s,
-		lrec{anonEv(profile.KindAppLaunch, "a4", base, "dup1"), "P", 1},
-		lrec{userEv(profile.KindAppLaunch, "u4", "", base, "dup1"), "Q", 1}, // the same event, signed in
-		lrec{anonEv(profile.KindWebVisit, "a4", base+1, "dup2"), "P", 2},
+	apply(t, s,
+		rec{anonEv(profile.KindAppLaunch, "a4", base, "dup1"), "P", 1},
+		rec{userEv(profile.KindAppLaunch, "u4", "", base, "dup1"), "Q", 1}, // the same event, signed in
+		rec{anonEv(profile.KindWebVisit, "a4", base+1, "dup2"), "P", 2},
 	)
-	applyRecs(t, s, lrec{aliasEv("u4", "a4", base+2), "Q", 2})
-	res := applyRecs(t, s, lrec{userEv(profile.KindWebVisit, "u4", "", base+1, "dup2"), "Q", 3}) // after the link
+	apply(t, s, rec{aliasEv("u4", "a4", base+2), "Q", 2})
+	res := apply(t, s, rec{userEv(profile.KindWebVisit, "u4", "", base+1, "dup2"), "Q", 3}) // after the link
 	if res.DupMessageID != 1 {
 		t.Fatalf("copy after the link: %+v", res)
 	}
@@ -278,12 +246,12 @@ func crashBetweenSteps(t *testing.T, c redis.UniversalClient, prefix string, ste
 		}
 		return ""
 	}
-	pre := []lrec{
+	pre := []rec{
 		{anonEv(profile.KindWebVisit, "a5", base, mid("m1")), "P", 1},
 		{anonEv(profile.KindAppLaunch, "a5", base+1, mid("m2")), "P", 2},
 	}
-	applyRecs(t, s, pre...)
-	batch := []lrec{
+	apply(t, s, pre...)
+	batch := []rec{
 		{userEv(profile.KindIdentify, "u5", "a5", base+2, mid("m3")), "Q", 1},
 		{anonEv(profile.KindWebVisit, "a5", base+3, mid("m4")), "P", 3},
 	}
@@ -298,8 +266,8 @@ func crashBetweenSteps(t *testing.T, c redis.UniversalClient, prefix string, ste
 		t.Fatalf("err = %v, want the crash", err)
 	}
 	// the process died: a new one gets the batch again
-	applyRecs(t, newSink(c, prefix, sink.Config{}), batch...)
-	applyRecs(t, newSink(c, prefix, sink.Config{}), append(pre, batch...)...)
+	apply(t, newSink(c, prefix, sink.Config{}), batch...)
+	apply(t, newSink(c, prefix, sink.Config{}), append(pre, batch...)...)
 	h := hget(t, c, sink.Key(prefix, "u5"))
 	if h["web_visits"] != "2" || h["app_launches"] != "1" {
 		t.Fatalf("u5 = %v, want 2 visits and 1 launch", h)
@@ -317,12 +285,12 @@ func crashBetweenSteps(t *testing.T, c redis.UniversalClient, prefix string, ste
 func TestLinkPendingReservationCompletedByALaterEventOfTheUser(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := newSink(c, prefix, sink.Config{})
-	applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, "a6", base, "m1"), "P", 1})
+	apply(t, s, rec{anonEv(profile.KindWebVisit, "a6", base, "m1"), "P", 1})
 	s.SetStep(func(n int) error { return errors.New("crash") })
-	if _, err := s.ApplyCounted(context.Background(), batchOf([]lrec{{aliasEv("u6", "a6", base), "Q", 1}})); err == nil {
+	if _, err := s.ApplyCounted(context.Background(), batchOf([]rec{{aliasEv("u6", "a6", base), "Q", 1}})); err == nil {
 		t.Fatal("no crash")
 	}
-	res := applyRecs(t, newSink(c, prefix, sink.Config{}), lrec{userEv(profile.KindAppLaunch, "u6", "", base+5, "m2"), "Q", 2})
+	res := apply(t, newSink(c, prefix, sink.Config{}), rec{userEv(profile.KindAppLaunch, "u6", "", base+5, "m2"), "Q", 2})
 	if res.Links[sink.LinkLinked] != 1 {
 		t.Fatalf("links = %v", res.Links)
 	}
@@ -336,12 +304,12 @@ func TestLinkPendingReservationCompletedByALaterEventOfTheUser(t *testing.T) {
 func TestOneBusyProfileAtTheLargestBatch(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := newSink(c, prefix, sink.Config{})
-	var recs []lrec
+	var recs []rec
 	for i := range 100_000 {
-		recs = append(recs, lrec{userEv(profile.KindWebVisit, "bot", "", base+int64(i%1000), fmt.Sprint("m", i)), "P", int64(i)})
+		recs = append(recs, rec{userEv(profile.KindWebVisit, "bot", "", base+int64(i%1000), fmt.Sprint("m", i)), "P", int64(i)})
 	}
-	recs = append(recs, lrec{userEv(profile.KindWebVisit, "innocent", "", base, "i"), "P", 100_000})
-	applyRecs(t, s, recs...)
+	recs = append(recs, rec{userEv(profile.KindWebVisit, "innocent", "", base, "i"), "P", 100_000})
+	apply(t, s, recs...)
 	if h := hget(t, c, sink.Key(prefix, "bot")); h["web_visits"] != "100000" {
 		t.Fatalf("bot visits = %s", h["web_visits"])
 	}
@@ -359,7 +327,7 @@ func TestDedupeIDsCappedOldestFirst(t *testing.T) {
 	now := base + 3_600_000
 	for i := range 15 {
 		s.SetNow(func() time.Time { return time.UnixMilli(now + int64(i)) })
-		res := applyRecs(t, s, lrec{userEv(profile.KindWebVisit, "u7", "", base, fmt.Sprint("m", i)), "P", int64(i)})
+		res := apply(t, s, rec{userEv(profile.KindWebVisit, "u7", "", base, fmt.Sprint("m", i)), "P", int64(i)})
 		if want := min(max(i-9, 0), 1); res.Forgotten != want {
 			t.Fatalf("visit %d: forgotten %d, want %d", i, res.Forgotten, want)
 		}
@@ -429,16 +397,16 @@ func reference(t *testing.T, c redis.UniversalClient, prefix string, evs []profi
 			}
 		}
 	}
-	var recs []lrec
+	var recs []rec
 	for i, e := range evs {
 		e.LinkAnonID = ""
 		if a, ok := profile.AnonID(e.ProfileID); ok && owner[a] != "" {
 			e.ProfileID = owner[a] // as if it had carried the user id
 			e.Fields = append(append([]profile.Field(nil), e.Fields...), profile.Field{Name: profile.FieldCustomerID, Value: owner[a]})
 		}
-		recs = append(recs, lrec{e, "R", int64(i)})
+		recs = append(recs, rec{e, "R", int64(i)})
 	}
-	applyRecs(t, newSink(c, prefix, sink.Config{}), recs...)
+	apply(t, newSink(c, prefix, sink.Config{}), recs...)
 	return profiles(t, c, prefix)
 }
 
@@ -487,22 +455,22 @@ func profiles(t *testing.T, c redis.UniversalClient, prefix string) map[string]m
 // read in offset order, batches mixing logs, a random instance per batch,
 // crashes after a random step that send the uncommitted records again.
 func deliver(t *testing.T, rng *rand.Rand, c redis.UniversalClient, prefix string, evs []profile.Event, cfg sink.Config) {
-	logs := make([][]lrec, 3)
+	logs := make([][]rec, 3)
 	for _, i := range rng.Perm(len(evs)) {
 		l := rng.IntN(len(logs))
-		logs[l] = append(logs[l], lrec{evs[i], fmt.Sprint("L", l), int64(len(logs[l]))})
+		logs[l] = append(logs[l], rec{evs[i], fmt.Sprint("L", l), int64(len(logs[l]))})
 	}
 	instances := []*sink.Sink{newSink(c, prefix, cfg), newSink(c, prefix, cfg)}
 	committed := make([]int, len(logs))
 	for round := 0; round < 10_000; round++ {
 		next := make([]int, len(logs))
-		var parts [][]lrec
+		var parts [][]rec
 		for l := range logs {
 			n := min(committed[l]+rng.IntN(6), len(logs[l]))
 			parts = append(parts, logs[l][committed[l]:n])
 			next[l] = n
 		}
-		var batch []lrec // the logs' records interleaved, each log in order
+		var batch []rec // the logs' records interleaved, each log in order
 		for {
 			var open []int
 			for i, p := range parts {
@@ -663,13 +631,13 @@ func TestLinkMemory(t *testing.T) {
 	}
 	const n = 100
 	user := "user-7f3c9a2e" // ids of a realistic length
-	applyRecs(t, s, lrec{userEv(profile.KindAppLaunch, user, "", base, "u0"), "topic-id-0123456789abcdef:3", 0})
+	apply(t, s, rec{userEv(profile.KindAppLaunch, user, "", base, "u0"), "topic-id-0123456789abcdef:3", 0})
 	metaBefore := usage(sink.Key(prefix, user) + ":m")
 	var linkKeys int64
 	for i := range n {
 		a := fmt.Sprintf("9b2d41e0-5c1a-4a55-8f1e-%012d", i) // a UUID, as SDKs make them
-		applyRecs(t, s, lrec{anonEv(profile.KindWebVisit, a, base, "v"+a), "topic-id-0123456789abcdef:7", int64(i)})
-		applyRecs(t, s, lrec{userEv(profile.KindIdentify, user, a, base+1, "i"+a), "topic-id-0123456789abcdef:3", int64(i + 1)})
+		apply(t, s, rec{anonEv(profile.KindWebVisit, a, base, "v"+a), "topic-id-0123456789abcdef:7", int64(i)})
+		apply(t, s, rec{userEv(profile.KindIdentify, user, a, base+1, "i"+a), "topic-id-0123456789abcdef:3", int64(i + 1)})
 		linkKeys += usage(sink.LinkKey(prefix, a))
 	}
 	links := usage(sink.LinksKey(prefix, user))
@@ -689,7 +657,7 @@ func TestMinReplicasFailsTheBatchWithoutReplicas(t *testing.T) {
 		t.Skip("needs a real Redis for WAIT")
 	}
 	s := newSink(c, prefix, sink.Config{MinReplicas: 1, ReplicaTimeout: 50 * time.Millisecond})
-	_, err := s.ApplyCounted(context.Background(), batchOf([]lrec{{userEv(profile.KindWebVisit, "u", "", base, "m"), "P", 1}}))
+	_, err := s.ApplyCounted(context.Background(), batchOf([]rec{{userEv(profile.KindWebVisit, "u", "", base, "m"), "P", 1}}))
 	if !errors.Is(err, sink.ErrReplicas) {
 		t.Fatalf("err = %v, want ErrReplicas", err)
 	}

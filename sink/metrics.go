@@ -10,6 +10,7 @@ type metrics struct {
 	errors     prometheus.Counter
 	reloads    prometheus.Counter
 	forgotten  prometheus.Counter
+	evicted    prometheus.Counter
 	routed     prometheus.Counter
 	links      *prometheus.CounterVec
 }
@@ -35,6 +36,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		forgotten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "profiled_dedupe_ids_forgotten_total", Help: "messageIds forgotten before their window ended because a profile reached PROFILED_MAX_DEDUPE_IDS (oldest first).",
 		}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "profiled_traits_evicted_total", Help: "Custom traits removed from a profile because it holds more than 256 (the largest keys in byte order go).",
+		}),
 		routed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "profiled_events_routed_total", Help: "Events of a linked anonymous id applied to its user's profile.",
 		}),
@@ -43,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.created, m.duplicates, m.latency, m.errors, m.reloads, m.forgotten, m.routed, m.links)
+		reg.MustRegister(m.created, m.duplicates, m.latency, m.errors, m.reloads, m.forgotten, m.evicted, m.routed, m.links)
 	}
 	for _, r := range []string{LinkLinked, LinkAlready, LinkConflict, LinkLimit} {
 		m.links.WithLabelValues(r)

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -42,36 +44,49 @@ const (
 
 // Config configures the Redis sink.
 type Config struct {
-	// KeyPrefix is prepended to every key; empty by default.
+	// KeyPrefix is prepended to every key; empty by default. It must not
+	// hold a brace (it would become the Cluster hash tag of every key), a
+	// SCAN MATCH pattern character (* ? [ ] \), which would break the
+	// documented listing of profiles, or a control character.
 	KeyPrefix string
 	// DedupeWindow is how long a messageId is remembered per profile;
-	// 0 turns messageId deduplication off.
+	// 0 turns messageId deduplication off. DefaultConfig gives 24h; a
+	// zero Config keeps it off.
 	DedupeWindow time.Duration
-	// MaxLinkedIDs is how many anonymous ids one user absorbs at most;
-	// default 100.
-	MaxLinkedIDs int
-	// MaxDedupeIDs caps the messageIds remembered per profile, the oldest
-	// forgotten first; default 10,000.
+	// MaxDedupeIDs bounds the messageIds remembered per profile within
+	// the window; the oldest are forgotten first. Default 10000.
 	MaxDedupeIDs int
-	// LinkCache is how many links the process remembers (a link never
-	// changes once made); default 100,000.
-	LinkCache int
-	// MinReplicas, when above 0, makes every step of a batch wait until
-	// that many replicas of each master it wrote to have the writes (WAIT
-	// on the connection that wrote), so that a failover cannot lose what
-	// profiled is about to commit; default 0.
+	// MaxLinkedIDs bounds the anonymous ids linked to one user; a link
+	// beyond it is refused and leaves the anonymous id unlinked. Default 100.
+	MaxLinkedIDs int
+	// MinReplicas is how many replicas must acknowledge a batch's writes
+	// (WAIT) before the batch counts as written and its offsets may be
+	// committed; 0 (the default) waits for none. With replicas that take
+	// over on failure it is the durability condition of the contract.
 	MinReplicas int
 	// ReplicaTimeout bounds each WAIT; a WAIT that times out fails the
 	// batch, which the caller retries. Default 1s.
 	ReplicaTimeout time.Duration
+	// LinkCache is how many links the process remembers (a link never
+	// changes once made); default 100,000.
+	LinkCache int
 }
 
+// DefaultConfig returns the contract's defaults.
+func DefaultConfig() Config {
+	c := Config{DedupeWindow: 24 * time.Hour}
+	c.setDefaults()
+	return c
+}
+
+// setDefaults fills the zero bounds. The zero DedupeWindow is kept: it
+// means off.
 func (c *Config) setDefaults() {
-	if c.MaxLinkedIDs == 0 {
-		c.MaxLinkedIDs = DefaultMaxLinkedIDs
-	}
 	if c.MaxDedupeIDs == 0 {
 		c.MaxDedupeIDs = DefaultMaxDedupeIDs
+	}
+	if c.MaxLinkedIDs == 0 {
+		c.MaxLinkedIDs = DefaultMaxLinkedIDs
 	}
 	if c.LinkCache == 0 {
 		c.LinkCache = DefaultLinkCache
@@ -79,6 +94,45 @@ func (c *Config) setDefaults() {
 	if c.ReplicaTimeout == 0 {
 		c.ReplicaTimeout = time.Second
 	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if err := validPrefix(c.KeyPrefix); err != nil {
+		return fmt.Errorf("key prefix: %w", err)
+	}
+	switch {
+	case c.DedupeWindow < 0:
+		return errors.New("dedupe window: must not be negative")
+	case c.MaxDedupeIDs < 1:
+		return errors.New("max dedupe ids: must be at least 1 (a dedupe window of 0 turns messageId dedupe off)")
+	case c.MaxLinkedIDs < 1:
+		return errors.New("max linked ids: must be at least 1")
+	case c.MinReplicas < 0:
+		return errors.New("min replicas: must not be negative")
+	}
+	return nil
+}
+
+// validPrefix refuses what would break the key layout: braces make the
+// prefix the Cluster hash tag (every profile in one slot), pattern
+// characters break SCAN MATCH <prefix>profile:{*}, and control characters
+// or invalid UTF-8 make keys that tools print wrongly.
+func validPrefix(p string) error {
+	if !utf8.ValidString(p) {
+		return errors.New("must be valid UTF-8")
+	}
+	for _, r := range p {
+		switch {
+		case r == '{' || r == '}':
+			return errors.New("must not contain { or }: they would make the prefix the Redis Cluster hash tag of every key, all profiles in one slot")
+		case strings.ContainsRune(`*?[]\`, r):
+			return errors.New(`must not contain * ? [ ] or \: they are pattern characters of SCAN MATCH, which lists profiles by the prefix`)
+		case unicode.IsControl(r):
+			return errors.New("must not contain control characters")
+		}
+	}
+	return nil
 }
 
 // Sink applies updates to Redis.
@@ -130,6 +184,7 @@ type Result struct {
 	DupMessageID   int
 	DupRedelivered int
 	Forgotten      int // messageIds forgotten by the per-profile cap
+	Evicted        int // custom traits evicted by the per-profile limit
 	Routed         int // events of a linked anonymous id applied to its user
 	Links          map[string]int
 }
@@ -190,6 +245,7 @@ func (s *Sink) Apply(ctx context.Context, updates []*profile.Update) error {
 	s.m.duplicates.WithLabelValues("message_id").Add(float64(res.DupMessageID))
 	s.m.duplicates.WithLabelValues("redelivered").Add(float64(res.DupRedelivered))
 	s.m.forgotten.Add(float64(res.Forgotten))
+	s.m.evicted.Add(float64(res.Evicted))
 	s.m.routed.Add(float64(res.Routed))
 	for r, n := range res.Links {
 		s.m.links.WithLabelValues(r).Add(float64(n))
@@ -263,7 +319,7 @@ func isNoScript(err error) bool {
 type applyReply struct {
 	status                                   int64
 	created, launches, visits, dupMsg, dupRe int64
-	forgotten                                int64
+	forgotten, evicted                       int64
 	owner                                    string
 	links                                    [][2]string // (anonymous id, state)
 }
@@ -279,10 +335,10 @@ const (
 func parseApply(v any) (applyReply, error) {
 	var r applyReply
 	vals, ok := v.([]any)
-	if !ok || len(vals) < 8 || len(vals)%2 != 0 {
+	if !ok || len(vals) < 9 || len(vals)%2 != 1 {
 		return r, fmt.Errorf("profile script: unexpected reply %v", v)
 	}
-	nums := [...]*int64{&r.status, &r.created, &r.launches, &r.visits, &r.dupMsg, &r.dupRe, &r.forgotten}
+	nums := [...]*int64{&r.status, &r.created, &r.launches, &r.visits, &r.dupMsg, &r.dupRe, &r.forgotten, &r.evicted}
 	for i, p := range nums {
 		n, ok := vals[i].(int64)
 		if !ok {
@@ -290,8 +346,8 @@ func parseApply(v any) (applyReply, error) {
 		}
 		*p = n
 	}
-	r.owner, _ = vals[7].(string)
-	for i := 8; i+1 < len(vals); i += 2 {
+	r.owner, _ = vals[8].(string)
+	for i := 9; i+1 < len(vals); i += 2 {
 		a, _ := vals[i].(string)
 		st, _ := vals[i+1].(string)
 		r.links = append(r.links, [2]string{a, st})
@@ -306,6 +362,7 @@ func (r *Result) add(a applyReply) {
 	r.DupMessageID += int(a.dupMsg)
 	r.DupRedelivered += int(a.dupRe)
 	r.Forgotten += int(a.forgotten)
+	r.Evicted += int(a.evicted)
 }
 
 // ApplyCounted writes every update and returns what the scripts counted.

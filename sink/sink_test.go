@@ -52,8 +52,19 @@ type rec struct {
 	offset int64
 }
 
+// apply folds the records into one batch, as the consumer does, and
+// applies it.
 func apply(t *testing.T, s *sink.Sink, recs ...rec) sink.Result {
 	t.Helper()
+	res, err := s.ApplyCounted(context.Background(), batchOf(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// batchOf folds records into updates the way the consumer does.
+func batchOf(recs []rec) []*profile.Update {
 	ups := map[string]*profile.Update{}
 	var order []*profile.Update
 	for _, r := range recs {
@@ -65,11 +76,7 @@ func apply(t *testing.T, s *sink.Sink, recs ...rec) sink.Result {
 		}
 		u.Add(r.e, r.src, r.offset)
 	}
-	res, err := s.ApplyCounted(context.Background(), order)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return order
 }
 
 func hash(t *testing.T, c redis.UniversalClient, prefix, id string) map[string]string {
@@ -202,12 +209,16 @@ func TestCustomTraitsKeepTheSmallestKeys(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
 	// 300 distinct trait keys over several calls, largest first
+	evicted := 0
 	for b := 0; b < 3; b++ {
 		var fields []string
 		for i := 0; i < 100; i++ {
 			fields = append(fields, fmt.Sprintf("trait.k%03d", 299-(b*100+i)), "v")
 		}
-		apply(t, s, rec{ev(profile.KindIdentify, "u1", t0+int64(b), "", fields...), "s:0", int64(b)})
+		evicted += apply(t, s, rec{ev(profile.KindIdentify, "u1", t0+int64(b), "", fields...), "s:0", int64(b)}).Evicted
+	}
+	if evicted != 300-profile.MaxTraits {
+		t.Errorf("%d evictions counted, want %d", evicted, 300-profile.MaxTraits)
 	}
 	h := hash(t, c, prefix, "u1")
 	n := 0

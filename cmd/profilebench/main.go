@@ -7,7 +7,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,13 +23,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
 	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
@@ -252,9 +251,10 @@ type proc struct {
 	done chan struct{}
 }
 
-// startProfiled starts bin/profiled on topic. Its log goes to stderr, or,
-// when out is given, at debug level to out.
-func startProfiled(s settings, topic, group, prefix string, out io.Writer) (*proc, error) {
+// startProfiled starts bin/profiled on topic; its log goes to stderr. When
+// batchFile is given, profiled appends each batch it writes to it as a
+// JSON line (consumer.BatchInfo, through its PROFILED_TEST_BATCH_LOG hook).
+func startProfiled(s settings, topic, group, prefix, batchFile string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -267,9 +267,8 @@ func startProfiled(s settings, topic, group, prefix string, out io.Writer) (*pro
 		"PROFILED_HTTP_ADDR="+addr, "PROFILED_LOG_LEVEL="+envStr("BENCH_LOG_LEVEL", "warn"), "PROFILED_DEFAULT_PHONE_REGION=IN",
 		"PROFILED_BATCH_SIZE="+strconv.Itoa(s.batchSize))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if out != nil {
-		cmd.Env = append(cmd.Env, "PROFILED_LOG_LEVEL=debug")
-		cmd.Stdout = out
+	if batchFile != "" {
+		cmd.Env = append(cmd.Env, "PROFILED_TEST_BATCH_LOG="+batchFile)
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (run make build first): %w", s.binary, err)
@@ -402,37 +401,26 @@ func findPid(needle string) int {
 type pipeResult struct {
 	rate, cpu, rssMiB float64
 	split             map[string]float64
-	batches           []string // the offset ranges of each batch profiled wrote
+	batches           []consumer.BatchInfo // each batch profiled wrote
 }
 
-// batchLog passes profiled's log through to stderr and keeps, from each of
-// its "batch written" debug lines, the offset ranges of the batch.
-type batchLog struct {
-	mu      sync.Mutex
-	buf     []byte
-	batches []string
-}
-
-func (l *batchLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
+// readBatches reads the batches profiled wrote to its batch log.
+func readBatches(path string) ([]consumer.BatchInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []consumer.BatchInfo
+	dec := json.NewDecoder(f)
 	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			return len(p), nil
+		var b consumer.BatchInfo
+		if err := dec.Decode(&b); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("batch log %s: %w", path, err)
 		}
-		line := l.buf[:i+1]
-		var e struct {
-			Level, Message, Ranges string
-		}
-		switch {
-		case json.Unmarshal(line, &e) == nil && e.Message == "batch written":
-			l.batches = append(l.batches, e.Ranges)
-		case e.Level != "debug":
-			_, _ = os.Stderr.Write(line)
-		}
-		l.buf = l.buf[i+1:]
+		out = append(out, b)
 	}
 }
 
@@ -440,8 +428,13 @@ func pipeline(ctx context.Context, s settings, conn kafkaconn.Config, topic, pre
 	kafkaPid, redisPid := servicePids(ctx, s)
 	k0, r0 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
 	start := time.Now()
-	log := &batchLog{}
-	p, err := startProfiled(s, topic, group, prefix, log)
+	dir, err := os.MkdirTemp("", "profilebench-")
+	if err != nil {
+		return pipeResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	batchFile := filepath.Join(dir, "batches.jsonl")
+	p, err := startProfiled(s, topic, group, prefix, batchFile)
 	if err != nil {
 		return pipeResult{}, err
 	}
@@ -452,8 +445,12 @@ func pipeline(ctx context.Context, s settings, conn kafkaconn.Config, topic, pre
 	d := time.Since(start)
 	k1, r1 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
 	cpu, rss := p.stop()
+	batches, err := readBatches(batchFile)
+	if err != nil {
+		logf("the pipeline's batches could not be read back: %v", err)
+	}
 	return pipeResult{rate: float64(s.events) / d.Seconds(), cpu: cpu, rssMiB: rss, split: map[string]float64{
-		"wall": d.Seconds(), "profiled": cpu, "kafka": k1 - k0, "redis": r1 - r0}, batches: log.batches}, nil
+		"wall": d.Seconds(), "profiled": cpu, "kafka": k1 - k0, "redis": r1 - r0}, batches: batches}, nil
 }
 
 // rawConsume is one bound: kafka-go reading the topic in a fresh group,
@@ -520,7 +517,7 @@ func readTopic(ctx context.Context, s settings, topic string) ([][]kafka.Message
 // sinkOnly is the other bound: the project's sink applying the same events,
 // decoded and folded beforehand, batched as the pipeline batches them
 // (batch-size records across the partitions), one batch at a time.
-func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix string, ranges []string) (float64, map[string]float64, error) {
+func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix string, pipe []consumer.BatchInfo) (float64, map[string]float64, error) {
 	parts, err := readTopic(ctx, s, topic)
 	if err != nil {
 		return 0, nil, err
@@ -529,7 +526,7 @@ func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix 
 	if err != nil {
 		return 0, nil, err
 	}
-	groups, ok := pipelineBatches(parts, topic, ranges)
+	groups, ok := pipelineBatches(parts, topic, pipe)
 	if ok {
 		logf("sink only: the pipeline's %d batches, record for record", len(groups))
 	} else {
@@ -578,41 +575,29 @@ func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix 
 	return float64(s.events) / d.Seconds(), split, nil
 }
 
-// pipelineBatches rebuilds the pipeline's batches from the offset ranges it
-// logged ("topic/partition:first-last ..." per batch). It reports false
-// unless they hold every record of the topic exactly once.
-func pipelineBatches(parts [][]kafka.Message, topic string, ranges []string) ([][]kafka.Message, bool) {
+// pipelineBatches rebuilds the pipeline's batches from the offset ranges
+// it reported. It reports false unless they hold every record of the topic
+// exactly once, each partition's ranges following one another.
+func pipelineBatches(parts [][]kafka.Message, topic string, batches []consumer.BatchInfo) ([][]kafka.Message, bool) {
 	var out [][]kafka.Message
 	total, want := 0, 0
 	for _, p := range parts {
 		want += len(p)
 	}
 	seen := make([]int64, len(parts)) // next offset expected per partition
-	for _, r := range ranges {
+	for _, b := range batches {
 		var g []kafka.Message
-		for _, f := range strings.Fields(r) {
-			tp, span, ok := strings.Cut(f, ":")
-			if !ok {
-				return nil, false
-			}
-			i := strings.LastIndexByte(tp, '/')
-			if i < 0 {
-				return nil, false
-			}
-			t := tp[:i]
-			p, err1 := strconv.Atoi(tp[i+1:])
-			a, b, ok := strings.Cut(span, "-")
-			first, err2 := strconv.ParseInt(a, 10, 64)
-			last, err3 := strconv.ParseInt(b, 10, 64)
-			if t != topic || !ok || err1 != nil || err2 != nil || err3 != nil || p < 0 || p >= len(parts) || first != seen[p] {
+		for _, r := range b.Ranges {
+			p := r.Partition
+			if r.Topic != topic || p < 0 || p >= len(parts) || r.First != seen[p] || r.Last < r.First {
 				return nil, false
 			}
 			msgs := parts[p]
-			lo := sort.Search(len(msgs), func(k int) bool { return msgs[k].Offset >= first })
-			hi := sort.Search(len(msgs), func(k int) bool { return msgs[k].Offset > last })
+			lo := sort.Search(len(msgs), func(k int) bool { return msgs[k].Offset >= r.First })
+			hi := sort.Search(len(msgs), func(k int) bool { return msgs[k].Offset > r.Last })
 			g = append(g, msgs[lo:hi]...)
 			total += hi - lo
-			seen[p] = last + 1
+			seen[p] = r.Last + 1
 		}
 		out = append(out, g)
 	}
@@ -743,7 +728,7 @@ func latency(ctx context.Context, s settings, conn kafkaconn.Config, rdb *redis.
 	if err := writeRetry(ctx, w, []kafka.Message{{Value: []byte(`{"type":"screen"}`)}}); err != nil {
 		return latencyResult{}, err
 	}
-	p, err := startProfiled(s, topic, "bench-lat-"+stamp, prefix, nil)
+	p, err := startProfiled(s, topic, "bench-lat-"+stamp, prefix, "")
 	if err != nil {
 		return latencyResult{}, err
 	}
@@ -1013,7 +998,7 @@ func (r *results) write(s settings) error {
 	fmt.Fprintf(&md, "# Benchmarks\n\nWritten by `make bench` (`cmd/profilebench`) on %s. Every figure below comes from one run on one machine;\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	md.WriteString("the machines are shared, so read the ratios (measured side by side) before the absolute numbers.\n\n")
 	fmt.Fprintf(&md, "- Machine: %d cores, %s\n- Go %s, Apache Kafka %s (one KRaft node), Redis %s\n", runtime.NumCPU(), cpuModel(), strings.TrimPrefix(runtime.Version(), "go"), s.kafkaVersion, r.redisVersion)
-	fmt.Fprintf(&md, "- Workload: %d records over %d users (Zipf 1.1), 70%% launches, 25%% visits, 5%% identify, 1%% malformed, 2%% producer duplicates, times shuffled ±10 min, %d partitions keyed by userId\n", s.events, s.users, s.partitions)
+	fmt.Fprintf(&md, "- Workload: %d records over %d users (Zipf 1.1), 70%% launches, 25%% visits, 5%% identify, 1%% malformed, 2%% producer duplicates, times shuffled ±10 min, %d partitions keyed by userId, else anonymousId; identity journeys: a third of the users start anonymous and sign up at a fixed point of the stream (5%% of their later events still anonymous, arriving after the link), the others carry their own device's anonymous id (one link each)\n", s.events, s.users, s.partitions)
 	fmt.Fprintf(&md, "- profiled settings: batch size %d, batch time 1ms (default), dedupe window 24h\n\n", s.batchSize)
 	md.WriteString(table)
 	fmt.Fprintf(&md, "\nLatency: %s. Measured from the return of the producer's acknowledged write to the Redis keyspace notification of the probe profile's write.\n\nDuring the latency window: %s.\n", r.latencyNote, r.latencyWindow)

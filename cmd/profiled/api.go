@@ -21,16 +21,16 @@ const minAPITokenBytes = 16
 
 // validateAPI checks the read API settings: it is off unless given an
 // address, and never runs without a token.
-func (c *config) validateAPI(bad func(name, msg string) error) error {
+func (c *config) validateAPI() error {
 	switch {
 	case c.APIAddr == "":
 		return nil
 	case c.APIToken == "":
-		return bad("api-token", "required with PROFILED_API_ADDR: the read API serves personal data and never runs without a token")
+		return named("api-token", errors.New("required with PROFILED_API_ADDR: the read API serves personal data and never runs without a token"))
 	case len(c.APIToken) < minAPITokenBytes:
-		return bad("api-token", fmt.Sprintf("too short: use at least %d characters (e.g. openssl rand -hex 32)", minAPITokenBytes))
+		return named("api-token", fmt.Errorf("too short: use at least %d characters (e.g. openssl rand -hex 32)", minAPITokenBytes))
 	case c.APIAddr == c.HTTPAddr:
-		return bad("api-addr", "must differ from PROFILED_HTTP_ADDR: the read API has its own listener")
+		return named("api-addr", errors.New("must differ from PROFILED_HTTP_ADDR: the read API has its own listener"))
 	}
 	return nil
 }
@@ -43,23 +43,23 @@ func startAPI(cfg *config, rdb redis.UniversalClient, log zerolog.Logger) (stop 
 	if cfg.APIAddr == "" {
 		return func() {}, nil
 	}
-	prefix := cfg.RedisKeyPrefix
-	h, err := api.New(api.Config{Token: cfg.APIToken, Timeout: cfg.RedisTimeout},
+	prefix := cfg.Sink.KeyPrefix
+	h, err := api.New(api.Config{Token: cfg.APIToken, Timeout: cfg.Redis.Timeout},
 		func(ctx context.Context, id string) (sink.Found, error) {
 			return sink.Read(ctx, rdb, prefix, id)
 		}, log)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", envName("api-token"), err)
+		return nil, named("api-token", err)
 	}
 	ln, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", envName("api-addr"), err)
+		return nil, named("api-addr", err)
 	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      cfg.RedisTimeout + 10*time.Second,
+		WriteTimeout:      cfg.Redis.Timeout + 10*time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/profiled/profiled/internal/testenv"
+	"github.com/profiled/profiled/sink"
 )
 
 const testToken = "0123456789abcdef-api-token"
@@ -66,8 +67,8 @@ func TestConfigAPISettings(t *testing.T) {
 	if c.APIAddr != "127.0.0.1:9000" || c.APIToken != testToken+"x" {
 		t.Errorf("flags do not win: addr %q", c.APIAddr)
 	}
-	red := c.redacted(envOf(env), nil)
-	if red["api-token"] != "REDACTED" || red["api-addr"] != "10.0.0.5:8081" {
+	red := c.redacted()
+	if red["api-token"] != "REDACTED" || red["api-addr"] != "127.0.0.1:9000" {
 		t.Errorf("redacted api-token %q, api-addr %q", red["api-token"], red["api-addr"])
 	}
 }
@@ -80,7 +81,7 @@ func TestStartAPI(t *testing.T) {
 	defer rdb.Close()
 	addr := testenv.FreeAddr(t)
 	var logs testenv.Buffer
-	stop, err := startAPI(&config{APIAddr: addr, APIToken: testToken, RedisKeyPrefix: "p:", RedisTimeout: time.Second}, rdb, zerolog.New(&logs))
+	stop, err := startAPI(&config{APIAddr: addr, APIToken: testToken, Sink: sink.Config{KeyPrefix: "p:"}, Redis: redisSettings{Timeout: time.Second}}, rdb, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,22 +30,22 @@ type embedded struct {
 
 func startEmbedded(_ context.Context, cfg *config, log zerolog.Logger) (*embedded, error) {
 	e := &embedded{log: log}
-	if len(cfg.KafkaBrokers) == 0 {
+	if len(cfg.Kafka.Brokers) == 0 {
 		cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(9092),
-			kfake.SeedTopics(3, cfg.KafkaTopics...), kfake.SeedTopics(1, cfg.DLQTopic))
+			kfake.SeedTopics(3, cfg.Consumer.Topics...), kfake.SeedTopics(1, cfg.Consumer.DLQTopic))
 		if err != nil {
 			// 9092 is taken: any free port will do.
 			cl, err = kfake.NewCluster(kfake.NumBrokers(1),
-				kfake.SeedTopics(3, cfg.KafkaTopics...), kfake.SeedTopics(1, cfg.DLQTopic))
+				kfake.SeedTopics(3, cfg.Consumer.Topics...), kfake.SeedTopics(1, cfg.Consumer.DLQTopic))
 			if err != nil {
 				return nil, fmt.Errorf("kafka: %w", err)
 			}
 		}
 		e.kafka = cl
-		cfg.KafkaBrokers = cl.ListenAddrs()
-		log.Warn().Strs("brokers", cfg.KafkaBrokers).Msg("EMBEDDED in-process Kafka broker: for the quick start only, data lives in memory")
+		cfg.Kafka.Brokers = cl.ListenAddrs()
+		log.Warn().Strs("brokers", cfg.Kafka.Brokers).Msg("EMBEDDED in-process Kafka broker: for the quick start only, data lives in memory")
 	}
-	if cfg.RedisURL == "" && len(cfg.RedisClusterAddrs) == 0 && len(cfg.RedisSentinelAddrs) == 0 {
+	if cfg.Redis.URL == "" && len(cfg.Redis.ClusterAddrs) == 0 && len(cfg.Redis.SentinelAddrs) == 0 {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:6379"); err != nil {
 			mr = miniredis.NewMiniRedis()
@@ -55,8 +55,8 @@ func startEmbedded(_ context.Context, cfg *config, log zerolog.Logger) (*embedde
 			}
 		}
 		e.redis = mr
-		cfg.RedisURL = "redis://" + mr.Addr() + "/0"
-		log.Warn().Str("redis", cfg.RedisURL).Msg("EMBEDDED in-process Redis: for the quick start only, data lives in memory")
+		cfg.Redis.URL = "redis://" + mr.Addr() + "/0"
+		log.Warn().Str("redis", cfg.Redis.URL).Msg("EMBEDDED in-process Redis: for the quick start only, data lives in memory")
 	}
 	return e, nil
 }
@@ -83,19 +83,19 @@ func (e *embedded) feedAndReport(ctx context.Context, cfg *config, rdb redis.Uni
 		return
 	}
 	defer f.Close()
-	w := feed.NewWriter(cfg.KafkaBrokers, cfg.KafkaTopics[0], nil)
+	w := feed.NewWriter(cfg.Kafka.Brokers, cfg.Consumer.Topics[0], nil)
 	n, err := feed.Lines(ctx, w, f)
 	_ = w.Close()
 	if err != nil {
 		e.log.Error().Err(err).Msg("producing sample events")
 		return
 	}
-	e.log.Info().Int("records", n).Str("topic", cfg.KafkaTopics[0]).Msg("produced the sample events")
+	e.log.Info().Int("records", n).Str("topic", cfg.Consumer.Topics[0]).Msg("produced the sample events")
 
-	conn := kafka.Config{Brokers: cfg.KafkaBrokers}
+	conn := kafka.Config{Brokers: cfg.Kafka.Brokers}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		offs, err := conn.GroupOffsets(ctx, cfg.KafkaGroup, cfg.KafkaTopics[0])
+		offs, err := conn.GroupOffsets(ctx, cfg.Consumer.Group, cfg.Consumer.Topics[0])
 		if err == nil && kafka.CaughtUp(offs) {
 			break
 		}
@@ -109,7 +109,7 @@ func (e *embedded) feedAndReport(ctx context.Context, cfg *config, rdb redis.Uni
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if err := PrintProfiles(ctx, rdb, cfg.RedisKeyPrefix, out); err != nil {
+	if err := PrintProfiles(ctx, rdb, cfg.Sink.KeyPrefix, out); err != nil {
 		e.log.Error().Err(err).Msg("reading profiles")
 	}
 	fmt.Fprintln(out, "\nprofiled keeps running: /metrics on", cfg.HTTPAddr, "- press Ctrl-C to stop.")

@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -16,6 +19,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,9 +29,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/profiled/profiled/consumer"
-	"github.com/profiled/profiled/internal/kafka"
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -46,7 +53,7 @@ func main() {
 		debug.SetGCPercent(200)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -66,35 +73,15 @@ func newLogger(c *config, out io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "profiled").Logger()
 }
 
-func newRedis(c *config) (redis.UniversalClient, error) {
-	switch {
-	case len(c.RedisClusterAddrs) > 0:
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: c.RedisClusterAddrs, Username: c.RedisUsername, Password: c.RedisPassword,
-			ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout,
-		}), nil
-	case len(c.RedisSentinelAddrs) > 0:
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: c.RedisSentinelMaster, SentinelAddrs: c.RedisSentinelAddrs,
-			Username: c.RedisUsername, Password: c.RedisPassword,
-			ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout,
-		}), nil
-	default:
-		opts, err := redis.ParseURL(c.RedisURL)
-		if err != nil { // validate() parsed it already; never echo the URL
-			return nil, fmt.Errorf("%s: not a valid Redis URL", envName("redis-url"))
-		}
-		opts.ReadTimeout, opts.WriteTimeout = c.RedisTimeout, c.RedisTimeout
-		return redis.NewClient(opts), nil
-	}
-}
-
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(args, getenv, stderr)
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, environ, stderr)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, stdout)
+	for _, name := range unknownVariables(environ) {
+		log.Warn().Str("variable", name).Msg("unknown PROFILED_* variable: no setting has this name (a typo?); it is ignored. profiled --help lists the settings")
+	}
 
 	var emb *embedded
 	if cfg.Embedded {
@@ -104,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer emb.Close()
 	}
-	eff := cfg.redacted(getenv, args)
+	eff := cfg.redacted()
 	ev := log.Info().Str("version", version).Str("revision", revision)
 	for _, k := range sortedKeys(eff) {
 		ev = ev.Str(k, eff[k])
@@ -119,59 +106,42 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	buildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
 	reg.MustRegister(buildInfo)
 
-	pcfg := profile.DefaultConfig()
-	pcfg.LaunchEvents = cfg.LaunchEvents
-	pcfg.JunkIDs = cfg.JunkIDs
-	pcfg.MaxEventBytes = cfg.MaxEventBytes
-	pcfg.MaxClockSkew = cfg.MaxClockSkew
-	pcfg.DefaultPhoneRegion = cfg.DefaultPhoneRegion
-	dec, err := profile.NewDecoder(pcfg)
+	dec, err := profile.NewDecoder(cfg.Profile)
 	if err != nil {
-		return err
+		return nameSetting("profile", err)
 	}
-
-	rdb, err := newRedis(cfg)
+	rdb, err := cfg.Redis.client()
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	store := sink.New(rdb, sink.Config{KeyPrefix: cfg.RedisKeyPrefix, DedupeWindow: cfg.DedupeWindow}, reg)
+	store := sink.New(rdb, cfg.Sink, reg)
 
-	tlsCfg, err := cfg.tlsConfig()
+	// the embedded broker may have supplied the brokers since validation
+	conn, err := cfg.Kafka.conn()
 	if err != nil {
 		return err
 	}
-	drain := cfg.ShutdownTimeout - 2*time.Second
-	if drain < time.Second {
-		drain = cfg.ShutdownTimeout / 2
+	cc := cfg.Consumer
+	cc.Conn = conn
+	cc.DrainTimeout = cfg.ShutdownTimeout - 2*time.Second
+	if cc.DrainTimeout < time.Second {
+		cc.DrainTimeout = cfg.ShutdownTimeout / 2
 	}
-	cons, err := consumer.New(consumer.Config{
-		Conn: kafka.Config{
-			Brokers: cfg.KafkaBrokers, SASLMechanism: cfg.KafkaSASLMechanism,
-			SASLUsername: cfg.KafkaSASLUsername, SASLPassword: cfg.KafkaSASLPassword, TLS: tlsCfg,
-		},
-		Topics: cfg.KafkaTopics, Group: cfg.KafkaGroup, StartOffset: cfg.KafkaStartOffset,
-		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchTime: cfg.BatchTime,
-		SessionTimeout: cfg.KafkaSessionTimeout, DrainTimeout: drain,
-		BeforeCommit: stallBeforeCommit(getenv("PROFILED_TEST_STALL_BEFORE_COMMIT")),
-	}, log, reg, dec, store)
+	onBatch, closeBatchLog, err := batchLog(environment(environ)[batchLogVar])
 	if err != nil {
 		return err
 	}
-
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = cons.Prepare(pctx)
-	cancel()
+	defer closeBatchLog()
+	cc.BeforeCommit = beforeCommitHook(environment(environ))
+	cc.OnBatch = onBatch
+	cons, err := consumer.New(cc, log, reg, dec, store)
 	if err != nil {
-		return err
-	}
-	// A Redis that is down at start is waited for like one that goes down
-	// later; only a script that cannot load (a broken server) stops here.
-	if err := store.Load(ctx); err != nil {
-		log.Warn().Err(err).Msg("could not load the profile script yet; will retry with each batch")
+		return nameSetting("consumer", err)
 	}
 
-	srv, ln, err := serveHTTP(cfg, reg, cons, log)
+	st := &startState{}
+	srv, ln, err := serveHTTP(cfg, reg, cons, st)
 	if err != nil {
 		return err
 	}
@@ -180,19 +150,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			log.Error().Err(err).Msg("http server stopped")
 		}
 	}()
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+		_ = srv.Shutdown(sctx)
+		scancel()
+	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /livez and /readyz")
 
+	ownRedis := emb != nil && emb.redis != nil
+	if err := waitForRedis(ctx, rdb, store, ownRedis, cfg, st, log); err != nil {
+		return stoppedAtStart(log, err)
+	}
+	// the read API needs only Redis: it serves while Kafka is waited for
 	stopAPI, err := startAPI(cfg, rdb, log)
 	if err != nil {
-		_ = srv.Close()
 		return err
 	}
 	defer stopAPI()
+	if err := waitForKafka(ctx, cons, st, log); err != nil {
+		return stoppedAtStart(log, err)
+	}
+	if ctx.Err() != nil {
+		return stoppedAtStart(log, ctx.Err())
+	}
 
 	if emb != nil {
 		go emb.feedAndReport(ctx, cfg, rdb, stdout)
 	}
 
+	st.run()
 	runErr := make(chan error, 1)
 	go func() { runErr <- cons.Run(ctx) }()
 
@@ -206,10 +192,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			err = fmt.Errorf("shutdown: work in flight not finished within %s; it will be delivered again", cfg.ShutdownTimeout)
 		}
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
-	_ = srv.Shutdown(sctx)
-	scancel()
 	if err != nil {
+		if named := kafkaSettingError(err); named != nil {
+			err = named
+		}
 		log.Error().Err(err).Msg("stopped")
 		return err
 	}
@@ -217,17 +203,232 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-func serveHTTP(cfg *config, reg *prometheus.Registry, cons *consumer.Consumer, log zerolog.Logger) (*http.Server, net.Listener, error) {
+// stoppedAtStart logs why profiled stops before it joined the group and
+// returns err; a start cancelled by SIGTERM is no error.
+func stoppedAtStart(log zerolog.Logger, err error) error {
+	if errors.Is(err, context.Canceled) {
+		log.Info().Msg("stopped cleanly before joining the group")
+		return nil
+	}
+	log.Error().Err(err).Msg("stopped")
+	return err
+}
+
+// startState is what the probes say before the consumer runs: while
+// profiled waits for Kafka or Redis at start it is alive and not ready.
+type startState struct {
+	running atomic.Int64 // unix nanos when the consumer started; 0 before
+	mu      sync.Mutex
+	waiting string
+}
+
+func (s *startState) run() { s.running.Store(time.Now().UnixNano()) }
+
+// stalled tells whether the consumer loop has run for longer than within
+// without a sign of life. A consumer that started a moment ago after a
+// long wait has not had its first chance to show one.
+func (s *startState) stalled(cons *consumer.Consumer, within time.Duration) bool {
+	since := s.running.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) > within && !cons.Alive(within)
+}
+
+func (s *startState) wait(why string) {
+	s.mu.Lock()
+	s.waiting = why
+	s.mu.Unlock()
+}
+
+func (s *startState) why() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting == "" {
+		return "starting"
+	}
+	return "starting: " + s.waiting
+}
+
+// retryDelay is the back-off between two start-up checks: capped
+// exponential with jitter, as for an outage later.
+func retryDelay(attempt int) time.Duration {
+	d := 200 * time.Millisecond << min(attempt, 10)
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// waitForKafka checks the input topics and creates the dead-letter topic.
+// A Kafka that does not answer is waited for, like an outage later; what
+// only a setting can fix (a missing topic, refused credentials or TLS)
+// stops the start.
+func waitForKafka(ctx context.Context, cons *consumer.Consumer, st *startState, log zerolog.Logger) error {
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := cons.Prepare(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if named := kafkaSettingError(err); named != nil {
+			return named
+		}
+		st.wait("kafka does not answer: " + err.Error())
+		log.Warn().Err(err).Int("attempt", attempt+1).Msg("kafka does not answer yet; waiting for it (not ready)")
+		if !sleepCtx(ctx, retryDelay(attempt)) {
+			return ctx.Err()
+		}
+	}
+}
+
+// waitForRedis waits until Redis answers, like for an outage later, then
+// checks what only a setting can fix: the credentials and database (which
+// the connection's AUTH and SELECT try) and an eviction policy that could
+// drop bookkeeping. ownRedis is the embedded quick start's Redis, which
+// never evicts.
+func waitForRedis(ctx context.Context, rdb redis.UniversalClient, store *sink.Sink, ownRedis bool, cfg *config, st *startState, log zerolog.Logger) error {
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, cfg.Redis.Timeout+time.Second)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if named := cfg.Redis.settingError(err); named != nil {
+			return named
+		}
+		st.wait("redis does not answer: " + err.Error())
+		log.Warn().Err(err).Int("attempt", attempt+1).Msg("redis does not answer yet; waiting for it (not ready)")
+		if !sleepCtx(ctx, retryDelay(attempt)) {
+			return ctx.Err()
+		}
+	}
+	if !ownRedis {
+		if err := checkEvictionPolicy(ctx, rdb, cfg.Redis.Timeout, log); err != nil {
+			return err
+		}
+	}
+	// Redis answered a moment ago; if it went away since, the first batch
+	// loads the script.
+	if err := store.Load(ctx); err != nil {
+		if named := cfg.Redis.settingError(err); named != nil {
+			return named
+		}
+		log.Warn().Err(err).Msg("could not load the profile script yet; will retry with each batch")
+	}
+	return nil
+}
+
+// checkEvictionPolicy stops the start unless every server's
+// maxmemory-policy is noeviction: an evicted watermark, dedupe set or link
+// would make events count twice. A server that refuses CONFIG GET (managed
+// Redis) is trusted with a warning.
+func checkEvictionPolicy(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration, log zerolog.Logger) error {
+	check := func(ctx context.Context, c *redis.Client) error {
+		cctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
+		defer cancel()
+		m, err := c.ConfigGet(cctx, "maxmemory-policy").Result()
+		if err != nil {
+			log.Warn().Err(err).Str("server", c.Options().Addr).Msg("cannot read maxmemory-policy (CONFIG GET refused?): make sure it is noeviction, or evicted bookkeeping makes events count twice")
+			return nil
+		}
+		if p, ok := m["maxmemory-policy"]; ok && p != "noeviction" {
+			return fmt.Errorf("redis %s: maxmemory-policy is %s; profiled requires noeviction: an evicted offset watermark, dedupe set or link would make events count twice. Set maxmemory-policy noeviction on the server (and give it memory enough)", c.Options().Addr, p)
+		}
+		return nil
+	}
+	if cl, ok := rdb.(*redis.ClusterClient); ok {
+		return cl.ForEachMaster(ctx, check)
+	}
+	if c, ok := rdb.(*redis.Client); ok {
+		return check(ctx, c)
+	}
+	return nil
+}
+
+// settingError returns err naming the setting to fix when Redis refused
+// what only a setting can fix (credentials, permissions, the database
+// number), or nil for anything else, which is waited for as an outage.
+func (r redisSettings) settingError(err error) error {
+	msg := err.Error()
+	credentials := "redis-password"
+	if r.URL != "" {
+		credentials = "redis-url"
+	}
+	for _, refusal := range []struct{ prefix, setting, why string }{
+		{"WRONGPASS", credentials, "Redis refused the user name or password"},
+		{"NOAUTH", credentials, "Redis requires a password and none was given"},
+		{"ERR AUTH", credentials, "Redis refused the password"},
+		{"NOPERM", credentials, "the Redis user lacks a permission profiled needs"},
+		{"ERR DB index", "redis-url", "the database number is beyond the server's databases"},
+		{"ERR invalid DB index", "redis-url", "the database number is not valid"},
+		{"ERR SELECT is not allowed in cluster mode", "redis-url", "a Redis Cluster has only database 0"},
+	} {
+		if strings.HasPrefix(msg, refusal.prefix) {
+			return named(refusal.setting, fmt.Errorf("%s: %w", refusal.why, err))
+		}
+	}
+	return nil
+}
+
+// kafkaSettingError returns err naming the setting to fix when Kafka refused
+// what only a setting can fix, or nil for anything else, which is waited
+// for as an outage. With the client mapping in kafkaSettings.conn, this is
+// all main knows about the Kafka clients.
+func kafkaSettingError(err error) error {
+	var ke *kerr.Error
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var header tls.RecordHeaderError
+	switch {
+	case errors.Is(err, kafkaconn.ErrUnknownTopic):
+		return named("kafka-topics", err)
+	case errors.Is(err, kafka.InvalidSessionTimeout):
+		return named("kafka-session-timeout", fmt.Errorf("the broker refuses it (its group.min.session.timeout.ms and group.max.session.timeout.ms bound it): %w", err))
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid):
+		return named("kafka-tls-ca-file", fmt.Errorf("the broker's certificate is not trusted: %w", err))
+	case errors.As(err, &header):
+		return named("kafka-tls", fmt.Errorf("the broker does not speak TLS on this port: %w", err))
+	case errors.As(err, &ke) && (ke.Code == kerr.SaslAuthenticationFailed.Code || ke.Code == kerr.UnsupportedSaslMechanism.Code || ke.Code == kerr.IllegalSaslState.Code):
+		return named("kafka-sasl-mechanism", fmt.Errorf("the broker refused the SASL mechanism, user name or password: %w", err))
+	case errors.As(err, &ke) && !ke.Retriable:
+		return fmt.Errorf("kafka refused: %w", err)
+	}
+	return nil
+}
+
+func serveHTTP(cfg *config, reg *prometheus.Registry, cons *consumer.Consumer, st *startState) (*http.Server, net.Listener, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
-		if !cons.Alive(60 * time.Second) {
+		// waiting for Kafka or Redis at start is alive: a restart would
+		// not bring them
+		if st.stalled(cons, 60*time.Second) {
 			http.Error(w, "consumer loop stalled", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if st.running.Load() == 0 {
+			http.Error(w, "not ready: "+st.why(), http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := cons.Ready(ctx); err != nil {
@@ -245,22 +446,7 @@ func serveHTTP(cfg *config, reg *prometheus.Registry, cons *consumer.Consumer, l
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", envName("http-addr"), err)
+		return nil, nil, named("http-addr", err)
 	}
-	_ = log
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
-}
-
-// stallBeforeCommit is a fault-injection hook for the crash tests: when
-// path is set, the first batch that reaches its commit creates the file at
-// path and blocks forever, so a test can kill -9 the process after Redis was
-// written and before the offsets were committed.
-func stallBeforeCommit(path string) func() {
-	if strings.TrimSpace(path) == "" {
-		return nil
-	}
-	return func() {
-		_ = os.WriteFile(path, []byte("stalled before commit\n"), 0o600)
-		select {}
-	}
 }

@@ -3,13 +3,22 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/internal/testenv"
 )
 
@@ -56,7 +65,7 @@ func TestEmbeddedQuickStartEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
+	go func() { done <- run(ctx, nil, envOf(env), &stdout, &stderr) }()
 
 	defer func() {
 		if t.Failed() {
@@ -160,5 +169,62 @@ func TestEmbeddedQuickStartEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "stopped cleanly") {
 		t.Errorf("no \"stopped cleanly\" in the log")
+	}
+}
+
+// Refusals only a setting can fix stop the start naming the setting; all
+// else is an outage, waited for.
+func TestRedisRefusalsNameTheSetting(t *testing.T) {
+	url := redisSettings{URL: "redis://u:pw@r:6379/3"}
+	cluster := redisSettings{ClusterAddrs: []string{"c:7000"}, Password: "pw"}
+	cases := []struct {
+		r    redisSettings
+		err  string
+		want string // "" for an outage
+	}{
+		{url, "WRONGPASS invalid username-password pair or user is disabled.", "PROFILED_REDIS_URL"},
+		{url, "NOAUTH Authentication required.", "PROFILED_REDIS_URL"},
+		{url, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?", "PROFILED_REDIS_URL"},
+		{url, "ERR DB index is out of range", "PROFILED_REDIS_URL"},
+		{url, "NOPERM this user has no permissions to run the 'evalsha' command", "PROFILED_REDIS_URL"},
+		{cluster, "WRONGPASS invalid username-password pair or user is disabled.", "PROFILED_REDIS_PASSWORD"},
+		{url, "dial tcp 127.0.0.1:6379: connect: connection refused", ""},
+		{url, "LOADING Redis is loading the dataset in memory", ""},
+		{url, "i/o timeout", ""},
+	}
+	for _, tc := range cases {
+		got := tc.r.settingError(errors.New(tc.err))
+		switch {
+		case tc.want == "" && got != nil:
+			t.Errorf("%q: %v, want it waited for as an outage", tc.err, got)
+		case tc.want != "" && (got == nil || !strings.Contains(got.Error(), tc.want)):
+			t.Errorf("%q: %v, want it named %s", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestKafkaRefusalsNameTheSetting(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string // "" for an outage
+	}{
+		{fmt.Errorf("input topics: x: %w", kafkaconn.ErrUnknownTopic), "PROFILED_KAFKA_TOPICS"},
+		{fmt.Errorf("session timeout 45m0s: %w", kafka.InvalidSessionTimeout), "PROFILED_KAFKA_SESSION_TIMEOUT"},
+		{fmt.Errorf("metadata: %w", kerr.SaslAuthenticationFailed), "PROFILED_KAFKA_SASL_MECHANISM"},
+		{fmt.Errorf("metadata: %w", x509.UnknownAuthorityError{}), "PROFILED_KAFKA_TLS_CA_FILE"},
+		{fmt.Errorf("metadata: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), "PROFILED_KAFKA_TLS"},
+		{fmt.Errorf("metadata: %w", kerr.TopicAuthorizationFailed), "kafka refused"},
+		{fmt.Errorf("metadata: %w", kerr.NotLeaderForPartition), ""},
+		{fmt.Errorf("metadata: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), ""},
+		{fmt.Errorf("metadata: %w", context.DeadlineExceeded), ""},
+	}
+	for _, tc := range cases {
+		got := kafkaSettingError(tc.err)
+		switch {
+		case tc.want == "" && got != nil:
+			t.Errorf("%v: %v, want it waited for as an outage", tc.err, got)
+		case tc.want != "" && (got == nil || !strings.Contains(got.Error(), tc.want)):
+			t.Errorf("%v: %v, want it to say %s", tc.err, got, tc.want)
+		}
 	}
 }

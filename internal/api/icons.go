@@ -19,6 +19,7 @@ var icons = map[string]string{
 	"app_launches":  `<rect x="7" y="2.5" width="10" height="19" rx="2"/><path d="M11 18h2"/>`,
 	"web_visits":    `<rect x="3" y="4" width="18" height="12" rx="2"/><path d="M8 20h8M12 16v4"/>`,
 	"anonymous_id":  `<circle cx="12" cy="8" r="4"/><path d="M4 21c1.5-4 4.5-6 8-6s6.5 2 8 6"/>`,
+	"anonymous_ids": `<path d="M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1"/>`,
 	"trait":         `<path d="M3 3h8l10 10-8 8L3 11z"/><circle cx="7.5" cy="7.5" r="1.3"/>`,
 }
 

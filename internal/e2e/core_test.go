@@ -149,7 +149,9 @@ func TestKillNineBetweenRedisWriteAndCommit(t *testing.T) {
 	marker := t.TempDir() + "/stalled"
 	crash := o
 	crash.env = []string{"PROFILED_TEST_STALL_BEFORE_COMMIT=" + marker, "PROFILED_BATCH_SIZE=5000", "PROFILED_BATCH_TIME=2s"}
-	p := e.start(t, crash)
+	withHook := *e
+	withHook.bin = faultInjectBinary(t) // the production binary has no stall hook
+	p := withHook.start(t, crash)
 	eventually(t, 60*time.Second, "the stall before the first commit", func() bool { return fileExists(marker) })
 	if n := len(e.profiles(t, o.prefix)); n == 0 {
 		t.Fatal("nothing written to Redis before the stall")

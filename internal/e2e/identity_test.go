@@ -39,7 +39,7 @@ func TestIdentityJourneyOnTheRealBroker(t *testing.T) {
 	p := e.start(t, o)
 	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
 	late := [][]byte{
-		js(map[string]any{"type": "page", "anonymousId": "visitor-1", "messageId": "v0", "timestamp": ts(-time.Hour)}), // late, and the earliest
+		js(map[string]any{"type": "page", "anonymousId": "visitor-1", "messageId": "v0", "timestamp": ts(-time.Hour)}),  // late, and the earliest
 		js(map[string]any{"type": "page", "anonymousId": "visitor-1", "messageId": "v2", "timestamp": ts(time.Minute)}), // a copy of v2
 		js(map[string]any{"type": "page", "userId": "person-1", "anonymousId": "shared-1", "messageId": "c1", "timestamp": ts(50 * time.Minute)}),
 	}

@@ -1,0 +1,37 @@
+package consumer
+
+import (
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/profiled/profiled/profile"
+)
+
+// TestTombstones: a null and an empty value are both tombstones, skipped
+// before any check (never dead-lettered as invalid_json).
+func TestTombstones(t *testing.T) {
+	dec, err := profile.NewDecoder(profile.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		value []byte
+	}{
+		{"null", nil},
+		{"empty", []byte{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBatch(1)
+			b.add(dec, &topicIDs{ids: map[string]string{}}, kafka.Message{Topic: "events", Value: tc.value, Time: time.Now()})
+			if len(b.dead) != 0 {
+				t.Fatalf("dead-lettered: %v", b.recs[0].rej)
+			}
+			if ev := b.recs[0].ev; ev.Kind != profile.KindIgnored || ev.SkipReason != profile.SkipTombstone {
+				t.Fatalf("kind %v skip %q, want a tombstone", ev.Kind, ev.SkipReason)
+			}
+		})
+	}
+}
