@@ -116,7 +116,7 @@ func clusterBench(ctx context.Context, s settings, conn kafkaconn.Config, rdb *r
 		start := time.Now()
 		var ps []*proc
 		for range r.instances {
-			p, err := startProfiled(rs, topic, group, prefix, nil)
+			p, err := startProfiled(rs, topic, group, prefix, "")
 			if err != nil {
 				return err
 			}
