@@ -339,7 +339,10 @@ func (cs *clusterSuite) clusterReshard(s *scenario) {
 func (cs *clusterSuite) sentinelFailover(s *scenario) {
 	cs.sentinel.flush(s.t)
 	f := s.launch("", cs.sentinelEnv()...)
-	s.underLoad(f, 2, cs.pace, cs.sentinel.healthy, []string{"kill-master", "join", "leave", "kill-master", "kill-9", "join"},
+	// a Sentinel failover and the killed server's full resync take longer
+	// than the Cluster's: the stream lasts half as long again, so that the
+	// second kill still falls while events arrive
+	s.underLoad(f, 2, cs.pace*3/2, cs.sentinel.healthy, []string{"kill-master", "join", "kill-9", "kill-master", "join", "leave"},
 		map[string]func(){"kill-master": func() { cs.sentinel.killMaster(s) }})
 	s.drain(drainTime)
 	cs.sentinel.waitHealthy(s.t, time.Minute, "after the failovers")
