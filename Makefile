@@ -6,7 +6,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 FUZZTIME ?= 15s
 
-.PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench bench-cluster services-up clean
+.PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench bench-cluster bench-export services-up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -73,6 +73,10 @@ bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md
 # to cmd/profilebench/CLUSTER.md and, by make bench, into BENCHMARKS.md.
 bench-cluster: build ## benchmark on a 3-master Redis Cluster: 1, 2, 3 instances, MIN_REPLICAS 0 and 1, beside the single server (BENCH_EVENTS, default 300000)
 	BENCH_ONLY=cluster BENCH_EVENTS=$${BENCH_EVENTS:-300000} deploy/testenv.sh $(GO) run ./cmd/profilebench
+
+# Only Redis is needed: a broker address that is never dialled keeps testenv.sh from starting Kafka.
+bench-export: ## export benchmark: PROFILED_EXPORT_PROFILES (default 1000000) profiles to Parquet from a fresh local Redis: rate, peak RSS, CPU
+	PROFILED_TEST_KAFKA_BROKERS=unused:9 deploy/testenv.sh $(GO) test ./cmd/profilectl -run '^$$' -bench '^BenchmarkExportParquet$$' -benchtime 1x -timeout 30m -v
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

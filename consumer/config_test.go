@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -33,5 +34,27 @@ func TestConfigBatchTime(t *testing.T) {
 				t.Errorf("Validate = %v, want valid %v", err, tc.valid)
 			}
 		})
+	}
+}
+
+// TestConfigDefaults: each zero field takes its documented default and a
+// field already set is kept.
+func TestConfigDefaults(t *testing.T) {
+	got := DefaultConfig()
+	want := Config{StartOffset: StartEarliest, BatchSize: 1000, BatchTime: time.Millisecond,
+		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second,
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second, HeartbeatInterval: time.Second,
+		RetryMin: 100 * time.Millisecond, RetryMax: 5 * time.Second}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("DefaultConfig() = %+v\nwant %+v", got, want)
+	}
+	set := Config{StartOffset: StartLatest, BatchSize: 7, BatchTime: 2 * time.Millisecond,
+		CommitInterval: time.Second, DrainTimeout: time.Second, SessionTimeout: 6 * time.Second,
+		RebalanceTimeout: time.Minute, HeartbeatInterval: 2 * time.Second,
+		RetryMin: time.Millisecond, RetryMax: time.Minute}
+	kept := set
+	kept.setDefaults()
+	if !reflect.DeepEqual(kept, set) {
+		t.Errorf("setDefaults changed set fields: %+v\nwant %+v", kept, set)
 	}
 }

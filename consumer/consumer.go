@@ -17,6 +17,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,36 +116,16 @@ type OffsetRange struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.StartOffset == "" {
-		c.StartOffset = StartEarliest
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 1000
-	}
-	if c.BatchTime == 0 {
-		c.BatchTime = time.Millisecond
-	}
-	if c.CommitInterval == 0 {
-		c.CommitInterval = 100 * time.Millisecond
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 10 * time.Second
-	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 10 * time.Second
-	}
-	if c.RebalanceTimeout == 0 {
-		c.RebalanceTimeout = 30 * time.Second
-	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = time.Second
-	}
-	if c.RetryMin == 0 {
-		c.RetryMin = 100 * time.Millisecond
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = 5 * time.Second
-	}
+	c.StartOffset = cmp.Or(c.StartOffset, StartEarliest)
+	c.BatchSize = cmp.Or(c.BatchSize, 1000)
+	c.BatchTime = cmp.Or(c.BatchTime, time.Millisecond)
+	c.CommitInterval = cmp.Or(c.CommitInterval, 100*time.Millisecond)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, 10*time.Second)
+	c.SessionTimeout = cmp.Or(c.SessionTimeout, 10*time.Second)
+	c.RebalanceTimeout = cmp.Or(c.RebalanceTimeout, 30*time.Second)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, time.Second)
+	c.RetryMin = cmp.Or(c.RetryMin, 100*time.Millisecond)
+	c.RetryMax = cmp.Or(c.RetryMax, 5*time.Second)
 }
 
 // DefaultConfig returns the defaults New fills in for zero fields, for a
@@ -194,7 +175,7 @@ type Consumer struct {
 	dec   *profile.Decoder
 	store Store
 	dlq   *deadLetterer
-	retry backoff
+	retry Backoff
 
 	ids *topicIDs
 	lag *lagGauges
@@ -219,7 +200,7 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer, dec *profile
 	}
 	c := &Consumer{cfg: cfg, log: log, m: NewMetrics(reg), dec: dec, store: store,
 		ids:   &topicIDs{log: log, ids: map[string]string{}},
-		retry: backoff{min: cfg.RetryMin, max: cfg.RetryMax}}
+		retry: Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax}}
 	c.lag = &lagGauges{vec: c.m.consumerLag, set: map[topicPartition]bool{}}
 	c.dlq = newDeadLetterer(cfg, transport, c.m, newRetrier(c.retry, log, "dead-letter write", c.touch))
 	c.alive.Store(time.Now().UnixNano())

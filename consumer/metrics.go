@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/profiled/profiled/profile"
 )
@@ -31,54 +32,25 @@ type Metrics struct {
 
 // NewMetrics registers the consumer's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profiled_records_consumed_total", Help: "Kafka records fetched and processed, by topic.",
-		}, []string{"topic"}),
-		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profiled_events_applied_total", Help: "Events applied to profiles in Redis, by kind.",
-		}, []string{"kind"}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profiled_records_skipped_total", Help: "Records consumed with no effect, by reason.",
-		}, []string{"reason"}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profiled_records_dead_lettered_total", Help: "Records written to the dead-letter topic, by reason.",
-		}, []string{"reason"}),
-		fieldsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profiled_fields_dropped_total", Help: "Event fields dropped because they failed their rule, by field and reason.",
-		}, []string{"field", "reason"}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "profiled_batch_size_records", Help: "Records per processed batch.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
-		}),
-		eventLag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "profiled_event_time_lag_seconds", Help: "Wall-clock time at apply minus event time.",
-			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21600, 86400},
-		}),
-		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "profiled_consumer_lag_records", Help: "Records between the committed offset and the high watermark, per assigned partition.",
-		}, []string{"topic", "partition"}),
-		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "profiled_commit_errors_total", Help: "Offset commits that failed.",
-		}),
-		dlqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profiled_dlq_errors_total", Help: "Dead-letter writes that failed, by kind (temporary: retried; permanent: the partition stopped).",
-		}, []string{"kind"}),
-		stoppedParts: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "profiled_partitions_stopped", Help: "Assigned partitions stopped by a dead-letter write that failed for good.",
-		}),
-		lastProcessed: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "profiled_last_processed_timestamp_seconds", Help: "Unix time the last batch was written and committed.",
-		}),
-		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "profiled_assigned_partitions", Help: "Partitions assigned to this instance.",
-		}),
-		rebalances: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "profiled_generations_total", Help: "Consumer group generations joined.",
-		}),
+		consumed:      f.NewCounterVec(prometheus.CounterOpts{Name: "profiled_records_consumed_total", Help: "Kafka records fetched and processed, by topic."}, []string{"topic"}),
+		applied:       f.NewCounterVec(prometheus.CounterOpts{Name: "profiled_events_applied_total", Help: "Events applied to profiles in Redis, by kind."}, []string{"kind"}),
+		skipped:       f.NewCounterVec(prometheus.CounterOpts{Name: "profiled_records_skipped_total", Help: "Records consumed with no effect, by reason."}, []string{"reason"}),
+		deadLettered:  f.NewCounterVec(prometheus.CounterOpts{Name: "profiled_records_dead_lettered_total", Help: "Records written to the dead-letter topic, by reason."}, []string{"reason"}),
+		fieldsDropped: f.NewCounterVec(prometheus.CounterOpts{Name: "profiled_fields_dropped_total", Help: "Event fields dropped because they failed their rule, by field and reason."}, []string{"field", "reason"}),
+		batchSize: f.NewHistogram(prometheus.HistogramOpts{Name: "profiled_batch_size_records", Help: "Records per processed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
+		eventLag: f.NewHistogram(prometheus.HistogramOpts{Name: "profiled_event_time_lag_seconds", Help: "Wall-clock time at apply minus event time.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21600, 86400}}),
+		consumerLag:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "profiled_consumer_lag_records", Help: "Records between the committed offset and the high watermark, per assigned partition."}, []string{"topic", "partition"}),
+		commitErrors:  f.NewCounter(prometheus.CounterOpts{Name: "profiled_commit_errors_total", Help: "Offset commits that failed."}),
+		dlqErrors:     f.NewCounterVec(prometheus.CounterOpts{Name: "profiled_dlq_errors_total", Help: "Dead-letter writes that failed, by kind (temporary: retried; permanent: the partition stopped)."}, []string{"kind"}),
+		stoppedParts:  f.NewGauge(prometheus.GaugeOpts{Name: "profiled_partitions_stopped", Help: "Assigned partitions stopped by a dead-letter write that failed for good."}),
+		lastProcessed: f.NewGauge(prometheus.GaugeOpts{Name: "profiled_last_processed_timestamp_seconds", Help: "Unix time the last batch was written and committed."}),
+		assigned:      f.NewGauge(prometheus.GaugeOpts{Name: "profiled_assigned_partitions", Help: "Partitions assigned to this instance."}),
+		rebalances:    f.NewCounter(prometheus.CounterOpts{Name: "profiled_generations_total", Help: "Consumer group generations joined."}),
 	}
-	reg.MustRegister(m.consumed, m.applied, m.skipped, m.deadLettered, m.fieldsDropped,
-		m.batchSize, m.eventLag, m.consumerLag, m.commitErrors, m.dlqErrors, m.stoppedParts, m.lastProcessed, m.assigned, m.rebalances)
 	for _, k := range profile.Kinds {
 		m.applied.WithLabelValues(k.String())
 	}

@@ -8,31 +8,48 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// backoff is the consumer's one retry policy: capped exponential back-off
+// Backoff is the project's one retry policy: capped exponential back-off
 // with full jitter. Attempt n (from 0) waits a uniformly random time in
-// [0, min(max, min·2^n)]: spread over the whole range, so instances that
-// failed together (a Redis restart) do not come back together.
-type backoff struct {
-	min, max time.Duration
+// [0, min(Max, Min·2^n)]: spread over the whole range, so instances that
+// failed together (a Redis restart) do not come back together. Every retry
+// loop of the consumer uses it, and so do profiled's start-up waits.
+type Backoff struct {
+	Min, Max time.Duration
 	rand     func(n int64) int64 // uniform in [0, n); rand.Int64N when nil
 }
 
-// ceiling is the upper bound of attempt's delay: min·2^attempt, capped.
-func (b backoff) ceiling(attempt int) time.Duration {
-	d := b.min << min(attempt, 30)
-	if d > b.max || d <= 0 || d>>min(attempt, 30) != b.min {
-		d = b.max
+// ceiling is the upper bound of attempt's delay: Min·2^attempt, capped.
+func (b Backoff) ceiling(attempt int) time.Duration {
+	d := b.Min << min(attempt, 30)
+	if d > b.Max || d <= 0 || d>>min(attempt, 30) != b.Min {
+		d = b.Max
 	}
 	return d
 }
 
-// delay returns the wait before retrying after attempt failed.
-func (b backoff) delay(attempt int) time.Duration {
+// Delay returns the wait before retrying after attempt (from 0) failed.
+func (b Backoff) Delay(attempt int) time.Duration {
 	r := b.rand
 	if r == nil {
 		r = rand.Int64N
 	}
 	return time.Duration(r(int64(b.ceiling(attempt)) + 1))
+}
+
+// Wait sleeps attempt's delay; it returns false when ctx ended first (or
+// had ended).
+func (b Backoff) Wait(ctx context.Context, attempt int) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	t := time.NewTimer(b.Delay(attempt))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // logEvery is how often a retry loop that keeps failing logs: its first
@@ -44,14 +61,14 @@ const logEvery = 20
 // and sleeps the policy's delay. Every retry loop of the consumer (fetch,
 // store write, dead letters, commit) uses one.
 type retrier struct {
-	policy  backoff
+	policy  Backoff
 	log     zerolog.Logger
 	what    string // what failed, for the log: "store write"
 	touch   func() // a sign of life while retrying; may be nil
 	attempt int    // failed attempts so far
 }
 
-func newRetrier(policy backoff, log zerolog.Logger, what string, touch func()) *retrier {
+func newRetrier(policy Backoff, log zerolog.Logger, what string, touch func()) *retrier {
 	return &retrier{policy: policy, log: log, what: what, touch: touch}
 }
 
@@ -64,25 +81,10 @@ func (r *retrier) wait(ctx context.Context, err error) bool {
 	if r.touch != nil {
 		r.touch()
 	}
-	d := r.policy.delay(r.attempt)
+	attempt := r.attempt
 	r.attempt++
-	return sleep(ctx, d)
+	return r.policy.Wait(ctx, attempt)
 }
 
 // reset starts counting again after a success.
 func (r *retrier) reset() { r.attempt = 0 }
-
-// sleep waits d; it returns false when ctx ended first (or had ended).
-func sleep(ctx context.Context, d time.Duration) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

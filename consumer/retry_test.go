@@ -33,16 +33,16 @@ func TestBackoffPolicy(t *testing.T) {
 		{"min equal to max", time.Second, time.Second, 3, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := backoff{min: tc.min, max: tc.max}
+			b := Backoff{Min: tc.min, Max: tc.max}
 			if got := b.ceiling(tc.attempt); got != tc.ceiling {
 				t.Fatalf("ceiling(%d) = %s, want %s", tc.attempt, got, tc.ceiling)
 			}
 			b.rand = lowest
-			if got := b.delay(tc.attempt); got != 0 {
+			if got := b.Delay(tc.attempt); got != 0 {
 				t.Errorf("lowest delay %s, want 0 (full jitter)", got)
 			}
 			b.rand = highest
-			if got := b.delay(tc.attempt); got != tc.ceiling {
+			if got := b.Delay(tc.attempt); got != tc.ceiling {
 				t.Errorf("highest delay %s, want the ceiling %s", got, tc.ceiling)
 			}
 		})
@@ -53,10 +53,10 @@ func TestBackoffPolicy(t *testing.T) {
 // the lower half of the range too (equal jitter, which the policy used to
 // compute, never goes below half the ceiling) and never exceed the ceiling.
 func TestBackoffFullJitterSpread(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	low := 0
 	for i := 0; i < 1000; i++ {
-		d := b.delay(3)
+		d := b.Delay(3)
 		if d < 0 || d > 800*time.Millisecond {
 			t.Fatalf("delay %s outside [0, 800ms]", d)
 		}
@@ -69,12 +69,33 @@ func TestBackoffFullJitterSpread(t *testing.T) {
 	}
 }
 
+// TestBackoffWait: Wait sleeps the attempt's delay and reports true; it
+// reports false at once when the context has ended, and when it ends
+// during the wait.
+func TestBackoffWait(t *testing.T) {
+	b := Backoff{Min: time.Millisecond, Max: time.Millisecond}
+	if !b.Wait(context.Background(), 0) {
+		t.Fatal("Wait with a live context: false, want true")
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if b.Wait(ended, 0) {
+		t.Fatal("Wait with an ended context: true, want false")
+	}
+	long := Backoff{Min: time.Hour, Max: time.Hour, rand: func(n int64) int64 { return n - 1 }}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if long.Wait(ctx, 0) {
+		t.Fatal("Wait of an hour with a context ending in 10ms: true, want false")
+	}
+}
+
 // TestRetrierLogsFirstAndEveryTwentieth: a loop that keeps failing logs
 // its first failure and every 20th, and stops when its context ends.
 func TestRetrierLogsFirstAndEveryTwentieth(t *testing.T) {
 	var buf bytes.Buffer
 	touched := 0
-	r := &retrier{policy: backoff{min: time.Nanosecond, max: time.Nanosecond}, log: zerolog.New(&buf),
+	r := &retrier{policy: Backoff{Min: time.Nanosecond, Max: time.Nanosecond}, log: zerolog.New(&buf),
 		what: "store write", touch: func() { touched++ }}
 	for i := 0; i < 45; i++ {
 		if !r.wait(context.Background(), errors.New("down")) {

@@ -205,7 +205,9 @@ func objectOf(raw json.RawMessage) map[string]json.RawMessage {
 	return m
 }
 
-func normText(raw json.RawMessage) (string, string) {
+// trimmedText is raw as a string without surrounding white space, at
+// most limit bytes long and not empty; otherwise the reason it is dropped.
+func trimmedText(raw json.RawMessage, limit int) (string, string) {
 	s, ok := stringOf(raw)
 	if !ok {
 		return "", DropWrongType
@@ -214,23 +216,20 @@ func normText(raw json.RawMessage) (string, string) {
 	switch {
 	case s == "":
 		return "", DropEmpty
-	case len(s) > MaxTextBytes:
+	case len(s) > limit:
 		return "", DropTooLong
 	}
 	return s, ""
 }
 
+func normText(raw json.RawMessage) (string, string) {
+	return trimmedText(raw, MaxTextBytes)
+}
+
 func normEmail(raw json.RawMessage) (string, string) {
-	s, ok := stringOf(raw)
-	if !ok {
-		return "", DropWrongType
-	}
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return "", DropEmpty
-	case len(s) > maxEmailBytes:
-		return "", DropTooLong
+	s, reason := trimmedText(raw, maxEmailBytes)
+	if reason != "" {
+		return "", reason
 	}
 	addr, err := mail.ParseAddress(s)
 	if err != nil || addr.Name != "" || addr.Address != s {

@@ -69,23 +69,23 @@ func scanEnvelope(value []byte) (env *envelope, exact bool) {
 	return env, true
 }
 
-// nested reads an already validated member that ought to be an object,
-// calling member for each of its members; false when it is not an object.
-// An escaped name inside sets s.punt, as at the top level.
-func (s *scanner) nested(raw []byte, member func(name, raw []byte)) bool {
+// nested reads an already validated member that ought to be an object
+// into a new T, calling member for each of its members; nil when it is not
+// an object. An escaped name inside sets s.punt, as at the top level.
+func nested[T any](s *scanner, raw []byte, member func(into *T, name, raw []byte)) *T {
 	if len(raw) == 0 || raw[0] != '{' {
-		return false
+		return nil
 	}
+	into := new(T)
 	in := scanner{v: raw}
-	in.object(member)
+	in.object(func(name, raw []byte) { member(into, name, raw) })
 	s.punt = s.punt || in.punt
-	return true
+	return into
 }
 
 // context reads a context member; nil when it is not an object.
 func (s *scanner) context(raw []byte) *contextEnvelope {
-	ctx := &contextEnvelope{}
-	ok := s.nested(raw, func(name, raw []byte) {
+	return nested(s, raw, func(ctx *contextEnvelope, name, raw []byte) {
 		switch string(name) {
 		case "traits":
 			ctx.Traits = raw
@@ -95,16 +95,11 @@ func (s *scanner) context(raw []byte) *contextEnvelope {
 			ctx.Location = s.location(raw)
 		}
 	})
-	if !ok {
-		return nil
-	}
-	return ctx
 }
 
 // location reads a location member; nil when it is not an object.
 func (s *scanner) location(raw []byte) *locationEnvelope {
-	loc := &locationEnvelope{}
-	ok := s.nested(raw, func(name, raw []byte) {
+	return nested(s, raw, func(loc *locationEnvelope, name, raw []byte) {
 		switch string(name) {
 		case "city":
 			loc.City = raw
@@ -116,10 +111,6 @@ func (s *scanner) location(raw []byte) *locationEnvelope {
 			loc.Longitude = raw
 		}
 	})
-	if !ok {
-		return nil
-	}
-	return loc
 }
 
 func (s *scanner) space() {
@@ -140,10 +131,7 @@ func (s *scanner) object(member func(name, raw []byte)) bool {
 	if s.i >= len(s.v) || s.v[s.i] != '{' {
 		return false
 	}
-	s.i++
-	s.space()
-	if s.i < len(s.v) && s.v[s.i] == '}' {
-		s.i++
+	if s.open('}') {
 		return true
 	}
 	for {
@@ -173,19 +161,8 @@ func (s *scanner) object(member func(name, raw []byte)) bool {
 		if member != nil {
 			member(name, s.v[vstart:s.i:s.i])
 		}
-		s.space()
-		if s.i >= len(s.v) {
-			return false
-		}
-		switch s.v[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next('}'); !more {
+			return ok
 		}
 	}
 }
@@ -228,31 +205,49 @@ func (s *scanner) value() bool {
 }
 
 func (s *scanner) array() bool {
-	s.i++ // '['
-	s.space()
-	if s.i < len(s.v) && s.v[s.i] == ']' {
-		s.i++
+	if s.open(']') {
 		return true
 	}
 	for {
 		if !s.value() {
 			return false
 		}
-		s.space()
-		if s.i >= len(s.v) {
-			return false
-		}
-		switch s.v[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next(']'); !more {
+			return ok
 		}
 	}
+}
+
+// open steps over the opening bracket at s.i and the space after it, and
+// reports whether closer follows at once (an empty object or array), which
+// it steps over too.
+func (s *scanner) open(closer byte) (empty bool) {
+	s.i++
+	s.space()
+	if s.i < len(s.v) && s.v[s.i] == closer {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// next reads what follows a member or an element: a comma, then more
+// follow; or closer, the end. ok is false for anything else.
+func (s *scanner) next(closer byte) (more, ok bool) {
+	s.space()
+	if s.i >= len(s.v) {
+		return false, false
+	}
+	switch s.v[s.i] {
+	case ',':
+		s.i++
+		s.space()
+		return true, true
+	case closer:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str skips a string at s.i (its opening quote) and reports whether it

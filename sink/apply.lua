@@ -266,6 +266,14 @@ local launches, visits, dupMsg, dupRedelivered, forgotten = 0, 0, 0, 0, 0
 local dedupeAdded = false
 local oldest = now - window
 
+-- remember adds (score, messageId) pairs to the dedupe set
+local function remember(add)
+  if #add > 0 then
+    call('ZADD', d, add, 2)
+    dedupeAdded = true
+  end
+end
+
 -- counts: each record once (offset watermark per log), each messageId once
 -- per window
 if nc > 0 then
@@ -311,10 +319,7 @@ if nc > 0 then
     mset[#mset + 1] = wmField(ARGV[srci + k - 1])
     mset[#mset + 1] = offText
   end
-  if #add > 0 then
-    call('ZADD', d, add, 2)
-    dedupeAdded = true
-  end
+  remember(add)
 end
 
 -- the fold: an anonymous id's frozen history joins its user, once
@@ -338,20 +343,14 @@ if mode == 'f' then
           -- counted under the anonymous id and again under the user: once
           if sc % 1 ~= 0 then foldL = foldL - 1 else foldV = foldV - 1 end
           dupMsg = dupMsg + 1
-          if sc < c then
-            add[#add + 1] = scText -- the window runs from its first application
-            add[#add + 1] = mid
-          end
-        else
+        end
+        if not (c and c > oldest) or sc < c then -- the window runs from its first application
           add[#add + 1] = scText
           add[#add + 1] = mid
         end
       end
     end
-    if #add > 0 then
-      call('ZADD', d, add, 2)
-      dedupeAdded = true
-    end
+    remember(add)
   end
   launches, visits = launches + foldL, visits + foldV
   -- the id's later records are judged by what it had counted

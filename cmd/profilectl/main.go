@@ -29,9 +29,16 @@ const usage = `Usage:
   profilectl get [--redis-url U] [--prefix P] [--json] ID
                                                       print the profile card of ID (a user id,
                                                       or anon:<anonymous id>); --json for programs
+  profilectl export [--format parquet|csv|jsonl] [--out FILE] [--fields a,b,c]
+                    [--where FIELD=VALUE]... [--active-since 7d|DATE] [--acquired-since 7d|DATE]
+                    [--redis-url U | --redis-cluster-addrs A] [--prefix P] [--batch N]
+                                                      every profile (or those that match) to a file
+  profilectl count [the filters and Redis flags of export]
+                                                      print the number of profiles that match
 
 Settings default to PROFILED_KAFKA_BROKERS, PROFILED_KAFKA_TOPICS (first topic),
-PROFILED_REDIS_URL and PROFILED_REDIS_KEY_PREFIX.
+PROFILED_REDIS_URL, PROFILED_REDIS_CLUSTER_ADDRS and PROFILED_REDIS_KEY_PREFIX.
+Exit status: 0 done, 1 failed (e.g. Redis unreachable), 2 bad arguments.
 `
 
 func main() {
@@ -142,6 +149,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		_, err = io.WriteString(stdout, card.Text())
 		return err
+	case "export", "count":
+		return runExport(ctx, args[0], args[1:], getenv, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

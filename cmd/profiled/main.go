@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -247,23 +246,10 @@ func (s *startState) why() string {
 	return "starting: " + s.waiting
 }
 
-// retryDelay is the back-off between two start-up checks: capped
-// exponential with jitter, as for an outage later.
-func retryDelay(attempt int) time.Duration {
-	d := 200 * time.Millisecond << min(attempt, 10)
-	d = min(d, 5*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// startBackoff is the wait between two start-up checks: the consumer's
+// retry policy, as for an outage later.
+func startBackoff() consumer.Backoff {
+	return consumer.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
 }
 
 // waitForKafka checks the input topics and creates the dead-letter topic.
@@ -286,7 +272,7 @@ func waitForKafka(ctx context.Context, cons *consumer.Consumer, st *startState, 
 		}
 		st.wait("kafka does not answer: " + err.Error())
 		log.Warn().Err(err).Int("attempt", attempt+1).Msg("kafka does not answer yet; waiting for it (not ready)")
-		if !sleepCtx(ctx, retryDelay(attempt)) {
+		if !startBackoff().Wait(ctx, attempt) {
 			return ctx.Err()
 		}
 	}
@@ -313,7 +299,7 @@ func waitForRedis(ctx context.Context, rdb redis.UniversalClient, store *sink.Si
 		}
 		st.wait("redis does not answer: " + err.Error())
 		log.Warn().Err(err).Int("attempt", attempt+1).Msg("redis does not answer yet; waiting for it (not ready)")
-		if !sleepCtx(ctx, retryDelay(attempt)) {
+		if !startBackoff().Wait(ctx, attempt) {
 			return ctx.Err()
 		}
 	}

@@ -74,8 +74,7 @@ func profilectl(t *testing.T) string {
 func TestBrowserProfileCard(t *testing.T) {
 	e := setup(t)
 	browser := chromium(t)
-	topic := e.topic(t, 1)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 1)
 	apiAddr := freeAddr(t)
 	tok := make([]byte, 24)
 	_, _ = rand.Read(tok)
@@ -91,7 +90,7 @@ func TestBrowserProfileCard(t *testing.T) {
 	ts := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
 	const id, anonID = "u-1001", "anon:visitor 7/b"
 	location := map[string]any{"city": "Pune", "country": "India", "latitude": 18.5204, "longitude": 73.8567}
-	e.produce(t, topic, [][]byte{
+	e.produce(t, o.topic, [][]byte{
 		js(map[string]any{"type": "identify", "userId": id, "anonymousId": "a-7f3c", "messageId": "card-1", "timestamp": ts(launch),
 			"traits": map[string]any{
 				"email": "Priya.Sharma@Example.COM", "phone": "+91 98765 43210", "birthday": "1992-03-14",
@@ -105,7 +104,7 @@ func TestBrowserProfileCard(t *testing.T) {
 		js(map[string]any{"type": "page", "anonymousId": "visitor 7/b", "messageId": "card-5", "timestamp": ts(lastSeen)}),
 	})
 	p := e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
 
 	seen := func(at time.Time, channel string) string {
 		return at.In(kolkata).Format("Jan 2, 2006 15:04") + " Asia/Kolkata, via " + channel

@@ -13,8 +13,7 @@ import (
 // largest batch size the service may be given, every profile is applied.
 func TestOneBusyProfileDoesNotStallTheInstance(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 1)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 1)
 	o.env = append(o.env, "PROFILED_BATCH_SIZE=100000", "PROFILED_BATCH_TIME=3s")
 	ts := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339Nano)
 	var values [][]byte
@@ -22,9 +21,9 @@ func TestOneBusyProfileDoesNotStallTheInstance(t *testing.T) {
 		values = append(values, js(map[string]any{"type": "page", "userId": "bot", "messageId": fmt.Sprint("bot-", i), "timestamp": ts}))
 	}
 	values = append(values, js(map[string]any{"type": "page", "userId": "innocent", "messageId": "i-1", "timestamp": ts}))
-	e.produce(t, topic, values)
+	e.produce(t, o.topic, values)
 	e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 120*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 120*time.Second)
 	got := e.profiles(t, o.prefix)
 	if got["bot"]["web_visits"] != "20000" || got["innocent"]["web_visits"] != "1" {
 		t.Fatalf("bot %q, innocent %q visits", got["bot"]["web_visits"], got["innocent"]["web_visits"])

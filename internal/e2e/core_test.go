@@ -43,8 +43,7 @@ func checkCounts(t *testing.T, got map[string]map[string]string, want map[string
 
 func TestEachKindCreatesOrNotAProfile(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 3)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 3)
 	now := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
 	values := [][]byte{
@@ -57,9 +56,9 @@ func TestEachKindCreatesOrNotAProfile(t *testing.T) {
 		js(map[string]any{"type": "screen", "userId": "ignored-screen", "timestamp": ts(0)}),
 		js(map[string]any{"type": "alias", "userId": "alias-only", "previousId": "x"}), // links, creates no profile
 	}
-	e.produce(t, topic, values)
+	e.produce(t, o.topic, values)
 	p := e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
 	got := e.profiles(t, o.prefix)
 	if len(got) != 3 {
 		t.Fatalf("profiles %v, want launcher, anon:visitor, identified", sortedIDs(got))
@@ -108,21 +107,19 @@ func TestShuffledInputGivesIdenticalProfiles(t *testing.T) {
 	e := setup(t)
 	values, want := workload(1, 3000, 60)
 
-	ordered := e.topic(t, 1)
-	oo := e.opts(t, ordered)
-	e.produce(t, ordered, values)
+	oo := e.onNewTopic(t, 1)
+	e.produce(t, oo.topic, values)
 
 	shuffled := append([][]byte(nil), values...)
 	rand.New(rand.NewPCG(5, 5)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	shuf := e.topic(t, 6)
-	so := e.opts(t, shuf)
+	so := e.onNewTopic(t, 6)
 	so.env = []string{"PROFILED_BATCH_SIZE=37"} // different batch boundaries too
-	e.produce(t, shuf, shuffled)
+	e.produce(t, so.topic, shuffled)
 
 	e.start(t, oo)
 	e.start(t, so)
-	e.waitCaughtUp(t, oo.group, ordered, 90*time.Second)
-	e.waitCaughtUp(t, so.group, shuf, 90*time.Second)
+	e.waitCaughtUp(t, oo.group, oo.topic, 90*time.Second)
+	e.waitCaughtUp(t, so.group, so.topic, 90*time.Second)
 	a, b := withoutClock(e.profiles(t, oo.prefix)), withoutClock(e.profiles(t, so.prefix))
 	checkCounts(t, a, want)
 	if !reflect.DeepEqual(a, b) {
@@ -142,9 +139,8 @@ func TestShuffledInputGivesIdenticalProfiles(t *testing.T) {
 func TestKillNineBetweenRedisWriteAndCommit(t *testing.T) {
 	e := setup(t)
 	values, want := workload(2, 2000, 40)
-	topic := e.topic(t, 3)
-	o := e.opts(t, topic)
-	e.produce(t, topic, values)
+	o := e.onNewTopic(t, 3)
+	e.produce(t, o.topic, values)
 
 	marker := t.TempDir() + "/stalled"
 	crash := o
@@ -156,7 +152,7 @@ func TestKillNineBetweenRedisWriteAndCommit(t *testing.T) {
 	if n := len(e.profiles(t, o.prefix)); n == 0 {
 		t.Fatal("nothing written to Redis before the stall")
 	}
-	for part, po := range e.offsets(t, o.group, topic) {
+	for part, po := range e.offsets(t, o.group, o.topic) {
 		if po.Committed > 0 {
 			t.Fatalf("partition %d committed %d before the stall", part, po.Committed)
 		}
@@ -167,7 +163,7 @@ func TestKillNineBetweenRedisWriteAndCommit(t *testing.T) {
 	p.wait(t, 10*time.Second)
 
 	e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 90*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 90*time.Second)
 	checkCounts(t, e.profiles(t, o.prefix), want)
 }
 
@@ -182,14 +178,13 @@ func fileExists(path string) bool {
 func TestSIGTERMMidStreamCommitsWhatItWrote(t *testing.T) {
 	e := setup(t)
 	values, want := workload(3, 20000, 500)
-	topic := e.topic(t, 3)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 3)
 	o.env = []string{"PROFILED_BATCH_SIZE=200", "PROFILED_SHUTDOWN_TIMEOUT=10s"}
-	e.produce(t, topic, values)
+	e.produce(t, o.topic, values)
 	p := e.start(t, o)
 	eventually(t, 60*time.Second, "some progress", func() bool {
 		var done int64
-		for _, po := range e.offsets(t, o.group, topic) {
+		for _, po := range e.offsets(t, o.group, o.topic) {
 			done += max(po.Committed, 0)
 		}
 		return done > 0
@@ -209,9 +204,9 @@ func TestSIGTERMMidStreamCommitsWhatItWrote(t *testing.T) {
 	}
 	// committed offsets match Redis: every record below the committed
 	// offset is counted, none above it.
-	committed := e.offsets(t, o.group, topic)
+	committed := e.offsets(t, o.group, o.topic)
 	var below [][]byte
-	all := e.readAll(t, topic)
+	all := e.readAll(t, o.topic)
 	for _, m := range all {
 		if po := committed[m.Partition]; m.Offset < po.Committed {
 			below = append(below, m.Value)
@@ -223,7 +218,7 @@ func TestSIGTERMMidStreamCommitsWhatItWrote(t *testing.T) {
 	checkCounts(t, e.profiles(t, o.prefix), recount(below))
 
 	e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 90*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 90*time.Second)
 	checkCounts(t, e.profiles(t, o.prefix), want)
 }
 
@@ -232,21 +227,20 @@ func TestSIGTERMMidStreamCommitsWhatItWrote(t *testing.T) {
 func TestTwoInstancesShareTheGroup(t *testing.T) {
 	e := setup(t)
 	values, want := workload(4, 6000, 200)
-	topic := e.topic(t, 6)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 6)
 	o.env = []string{"PROFILED_BATCH_SIZE=100"}
 	p1 := e.start(t, o)
 	p2 := e.start(t, o)
 	eventually(t, 60*time.Second, "both instances to get partitions", func() bool {
 		return assigned(p1) > 0 && assigned(p2) > 0 && assigned(p1)+assigned(p2) == 6
 	})
-	e.produce(t, topic, values)
-	e.waitCaughtUp(t, o.group, topic, 90*time.Second)
+	e.produce(t, o.topic, values)
+	e.waitCaughtUp(t, o.group, o.topic, 90*time.Second)
 	checkCounts(t, e.profiles(t, o.prefix), want)
 
-	single := e.opts(t, topic)
+	single := e.opts(t, o.topic)
 	e.start(t, single)
-	e.waitCaughtUp(t, single.group, topic, 90*time.Second)
+	e.waitCaughtUp(t, single.group, o.topic, 90*time.Second)
 	if a, b := withoutClock(e.profiles(t, o.prefix)), withoutClock(e.profiles(t, single.prefix)); !reflect.DeepEqual(a, b) {
 		t.Fatal("two instances built different profiles from one instance")
 	}
@@ -268,35 +262,34 @@ func assigned(p *proc) int {
 // offsets are at or below the watermarks of the old ones.
 func TestRecreatedTopicCountsNewRecords(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 1)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 1)
 	mk := func(id string) []byte {
 		return js(map[string]any{"type": "track", "event": "Application Opened", "userId": "same-user", "messageId": id,
 			"timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
 	}
-	e.produce(t, topic, [][]byte{mk("old-1"), mk("old-2"), mk("old-3")})
+	e.produce(t, o.topic, [][]byte{mk("old-1"), mk("old-2"), mk("old-3")})
 	p := e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.wait(t, 30*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := deleteTopic(ctx, e, topic); err != nil {
+	if err := deleteTopic(ctx, e, o.topic); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 60*time.Second, "topic recreated", func() bool {
-		return e.conn.CreateTopic(ctx, topic, 1) == nil && func() bool {
-			infos, err := e.conn.DescribeTopics(ctx, []string{topic})
-			return err == nil && infos[topic].Partitions == 1
+		return e.conn.CreateTopic(ctx, o.topic, 1) == nil && func() bool {
+			infos, err := e.conn.DescribeTopics(ctx, []string{o.topic})
+			return err == nil && infos[o.topic].Partitions == 1
 		}()
 	})
-	e.produce(t, topic, [][]byte{mk("new-1"), mk("new-2")})
+	e.produce(t, o.topic, [][]byte{mk("new-1"), mk("new-2")})
 	// a new group: the old one's committed offset is gone with the topic
 	o2 := o
 	o2.group = uniq(t, "group2")
 	e.start(t, o2)
-	e.waitCaughtUp(t, o2.group, topic, 60*time.Second)
+	e.waitCaughtUp(t, o2.group, o.topic, 60*time.Second)
 	if got := e.profiles(t, o.prefix)["same-user"]["app_launches"]; got != "5" {
 		t.Fatalf("app_launches = %s after the topic was recreated, want 5", got)
 	}

@@ -19,8 +19,7 @@ import (
 // unchanged, plus the contract's headers, and the offsets committed.
 func TestEveryRejectionReachesTheDeadLetterTopic(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 2)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 2)
 	now := time.Now().UTC()
 	secret := "secret-value-4242"
 	bad := map[string][]byte{
@@ -30,7 +29,7 @@ func TestEveryRejectionReachesTheDeadLetterTopic(t *testing.T) {
 		"bad_timestamp":          js(map[string]any{"type": "page", "userId": "u-bad-ts", "timestamp": secret}),
 		"timestamp_out_of_range": js(map[string]any{"type": "page", "userId": "u-future", "timestamp": now.Add(48 * time.Hour).Format(time.RFC3339)}),
 	}
-	w := kafka.Writer{Addr: kafka.TCP(e.brokers...), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := kafka.Writer{Addr: kafka.TCP(e.brokers...), Topic: o.topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	var msgs []kafka.Message
 	for reason, v := range bad {
@@ -47,9 +46,9 @@ func TestEveryRejectionReachesTheDeadLetterTopic(t *testing.T) {
 	eventually(t, 30*time.Second, "produce", func() bool { return w.WriteMessages(ctx, msgs...) == nil })
 
 	p := e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
 	input := map[string]kafka.Message{}
-	for _, m := range e.readAll(t, topic) {
+	for _, m := range e.readAll(t, o.topic) {
 		input[string(m.Key)] = m
 	}
 	dead := e.readAll(t, o.dlq)
@@ -71,7 +70,7 @@ func TestEveryRejectionReachesTheDeadLetterTopic(t *testing.T) {
 		if string(d.Key) != "array" && header(d, "origin") != strings.TrimPrefix(string(d.Key), "key-") {
 			t.Errorf("key %s: original header lost", d.Key)
 		}
-		if header(d, "profiled.source.topic") != topic ||
+		if header(d, "profiled.source.topic") != o.topic ||
 			header(d, "profiled.source.partition") != strconv.Itoa(src.Partition) ||
 			header(d, "profiled.source.offset") != strconv.FormatInt(src.Offset, 10) {
 			t.Errorf("key %s: source headers %v, record at %d/%d", d.Key, d.Headers, src.Partition, src.Offset)
@@ -111,11 +110,10 @@ func TestEveryRejectionReachesTheDeadLetterTopic(t *testing.T) {
 // from counting twice when the partition is delivered again.)
 func TestDeadLetterFailureStopsThePartition(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 1)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 1)
 	e.svc.CreateTopic(t, o.dlq, 1, map[string]string{"max.message.bytes": "100"})
 	ts := time.Now().UTC().Format(time.RFC3339)
-	e.produce(t, topic, [][]byte{
+	e.produce(t, o.topic, [][]byte{
 		js(map[string]any{"type": "page", "userId": "before", "timestamp": ts}),
 		[]byte(`{"broken": "` + strings.Repeat("y", 5000)), // invalid_json; its dead letter is too large in every shape
 		js(map[string]any{"type": "page", "userId": "after", "timestamp": ts}),
@@ -125,7 +123,7 @@ func TestDeadLetterFailureStopsThePartition(t *testing.T) {
 		_, m := p.get("/metrics")
 		return strings.Contains(m, "profiled_partitions_stopped 1")
 	})
-	offs := e.offsets(t, o.group, topic)
+	offs := e.offsets(t, o.group, o.topic)
 	if offs[0].Committed != 1 {
 		t.Fatalf("committed %d, want 1: only the record before the failed dead letter", offs[0].Committed)
 	}
@@ -209,19 +207,18 @@ func (p *proxy) down() {
 func TestRedisOutage(t *testing.T) {
 	e := setup(t)
 	values, want := workload(6, 4000, 100)
-	topic := e.topic(t, 3)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 3)
 	target := strings.TrimPrefix(strings.Split(e.redisURL, "/0")[0], "redis://")
 	px := newProxy(t, target)
 	o.env = []string{"PROFILED_REDIS_URL=redis://" + px.addr + "/0", "PROFILED_REDIS_TIMEOUT=500ms"}
 	p := e.start(t, o)
 	p.waitReady(t)
-	e.produce(t, topic, values[:1000])
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
-	before := e.offsets(t, o.group, topic)
+	e.produce(t, o.topic, values[:1000])
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
+	before := e.offsets(t, o.group, o.topic)
 
 	px.down()
-	e.produce(t, topic, values[1000:])
+	e.produce(t, o.topic, values[1000:])
 	eventually(t, 30*time.Second, "/readyz to fail", func() bool {
 		code, _ := p.get("/readyz")
 		return code == http.StatusServiceUnavailable
@@ -229,7 +226,7 @@ func TestRedisOutage(t *testing.T) {
 	// the invariant holds for a while: no commit moves during the outage
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		for part, po := range e.offsets(t, o.group, topic) {
+		for part, po := range e.offsets(t, o.group, o.topic) {
 			if po.Committed != before[part].Committed {
 				t.Fatalf("partition %d committed %d during the outage, was %d", part, po.Committed, before[part].Committed)
 			}
@@ -241,7 +238,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	px.up(t)
-	e.waitCaughtUp(t, o.group, topic, 90*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 90*time.Second)
 	p.waitReady(t)
 	checkCounts(t, e.profiles(t, o.prefix), want)
 	if _, m := p.get("/metrics"); !strings.Contains(m, "profiled_redis_errors_total") || strings.Contains(m, "profiled_redis_errors_total 0\n") {

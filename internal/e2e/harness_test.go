@@ -86,6 +86,12 @@ func (e *env) opts(t *testing.T, topic string) runOpts {
 	return runOpts{topic: topic, group: uniq(t, "group"), dlq: uniq(t, "dlq"), prefix: uniq(t, "p") + ":"}
 }
 
+// onNewTopic is opts for a run on a new topic of the given partitions.
+func (e *env) onNewTopic(t *testing.T, partitions int) runOpts {
+	t.Helper()
+	return e.opts(t, e.topic(t, partitions))
+}
+
 // proc is a running profiled and the address of its HTTP server.
 type proc struct {
 	*testenv.Process

@@ -16,8 +16,7 @@ import (
 // first, so a later link of it is a conflict. Contract section 2a.
 func TestIdentityJourneyOnTheRealBroker(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 4)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 4)
 	now := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
 	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
 	at := func(d time.Duration) string { return now.Add(d).Format("2006-01-02T15:04:05.000Z") }
@@ -35,16 +34,16 @@ func TestIdentityJourneyOnTheRealBroker(t *testing.T) {
 		// shared-1 belongs to other-1 first; person-1's later link of it conflicts
 		js(map[string]any{"type": "identify", "userId": "other-1", "anonymousId": "shared-1", "messageId": "o1", "timestamp": ts(40 * time.Minute)}),
 	}
-	e.produce(t, topic, first)
+	e.produce(t, o.topic, first)
 	p := e.start(t, o)
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
 	late := [][]byte{
 		js(map[string]any{"type": "page", "anonymousId": "visitor-1", "messageId": "v0", "timestamp": ts(-time.Hour)}),  // late, and the earliest
 		js(map[string]any{"type": "page", "anonymousId": "visitor-1", "messageId": "v2", "timestamp": ts(time.Minute)}), // a copy of v2
 		js(map[string]any{"type": "page", "userId": "person-1", "anonymousId": "shared-1", "messageId": "c1", "timestamp": ts(50 * time.Minute)}),
 	}
-	e.produce(t, topic, late)
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
+	e.produce(t, o.topic, late)
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
 
 	got := e.profiles(t, o.prefix)
 	for _, anon := range []string{"anon:visitor-1", "anon:phone-1", "anon:shared-1"} {

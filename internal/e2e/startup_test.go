@@ -62,8 +62,7 @@ func TestStartupWithoutBrokersExits1NamingTheVariable(t *testing.T) {
 
 func TestStartupCreatesTheDeadLetterTopicAndTurnsReady(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 2)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if _, err := e.conn.DescribeTopics(ctx, []string{o.dlq}); !errors.Is(err, kafkaconn.ErrUnknownTopic) {
@@ -103,8 +102,7 @@ func TestStartupCreatesTheDeadLetterTopicAndTurnsReady(t *testing.T) {
 
 func TestStartupLogsTheConfigurationRedacted(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 1)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 1)
 	const saslSecret, redisSecret = "sasl-pw-e2e-s3cret", "redis-pw-e2e-s3cret"
 	// a password without a SASL mechanism is unused; so is a Redis
 	// password next to a URL: both still reach the configuration log
@@ -122,8 +120,8 @@ func TestStartupLogsTheConfigurationRedacted(t *testing.T) {
 	if !strings.Contains(out, "REDACTED") {
 		t.Errorf("no REDACTED value in the configuration log")
 	}
-	if !strings.Contains(out, topic) {
-		t.Errorf("the configuration log does not show the input topic %s", topic)
+	if !strings.Contains(out, o.topic) {
+		t.Errorf("the configuration log does not show the input topic %s", o.topic)
 	}
 }
 
@@ -235,8 +233,7 @@ func TestStartupMalformedSettingExits1NamingIt(t *testing.T) {
 // name is warned about.
 func TestStartupWaitsForKafka(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 1)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 1)
 	px := newProxy(t, e.brokers[0])
 	px.down()
 	o.env = []string{"PROFILED_KAFKA_BROKERS=" + px.addr, "PROFILED_KAFKA_BROKER=typo:9092", "PROFILED_TEST_WHATEVER=1"}
@@ -266,9 +263,9 @@ func TestStartupWaitsForKafka(t *testing.T) {
 
 	px.up(t)
 	p.waitReady(t)
-	e.produce(t, topic, [][]byte{js(map[string]any{"type": "identify", "userId": "u-late", "messageId": "m-1",
+	e.produce(t, o.topic, [][]byte{js(map[string]any{"type": "identify", "userId": "u-late", "messageId": "m-1",
 		"timestamp": "2026-11-20T10:00:00Z", "traits": map[string]any{"email": "late@example.com"}})})
-	e.waitCaughtUp(t, o.group, topic, 60*time.Second)
+	e.waitCaughtUp(t, o.group, o.topic, 60*time.Second)
 	if ps := e.profiles(t, o.prefix); ps["u-late"] == nil {
 		t.Errorf("profiles %v, want u-late", sortedIDs(ps))
 	}
@@ -383,8 +380,7 @@ func startRedisServer(t *testing.T, args ...string) string {
 // and SIGTERM during the wait stops profiled cleanly: nothing is in flight.
 func TestStartupWaitsForRedisAndStopsCleanlyMeanwhile(t *testing.T) {
 	e := setup(t)
-	topic := e.topic(t, 1)
-	o := e.opts(t, topic)
+	o := e.onNewTopic(t, 1)
 	target := strings.TrimPrefix(strings.Split(e.redisURL, "/0")[0], "redis://")
 	px := newProxy(t, target)
 	px.down()

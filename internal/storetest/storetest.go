@@ -140,26 +140,24 @@ func partlyAppliedThenWhole(t *testing.T, s Store, r Read) {
 	want(t, r, "b", map[string]string{profile.FieldAppLaunches: "1"})
 }
 
+// visit is a web visit of profile "u" at offset of partition log src.
+func visit(src string, offset int64) rec {
+	return rec{kind: profile.KindWebVisit, id: "u", src: src, offset: offset}
+}
+
 func offsetAtOrBelowApplied(t *testing.T, s Store, r Read) {
-	apply(t, s, updates(rec{kind: profile.KindWebVisit, id: "u", src: "s:0", offset: 5}))
+	apply(t, s, updates(visit("s:0", 5)))
 	// a redelivery from an earlier offset on: 3 and 5 were applied (3 as
 	// part of what came before 5), 6 is new
-	apply(t, s, updates(
-		rec{kind: profile.KindWebVisit, id: "u", src: "s:0", offset: 3},
-		rec{kind: profile.KindWebVisit, id: "u", src: "s:0", offset: 5},
-		rec{kind: profile.KindWebVisit, id: "u", src: "s:0", offset: 6},
-	))
+	apply(t, s, updates(visit("s:0", 3), visit("s:0", 5), visit("s:0", 6)))
 	want(t, r, "u", map[string]string{profile.FieldWebVisits: "2"})
 }
 
 func sourcesAreSeparate(t *testing.T, s Store, r Read) {
-	apply(t, s, updates(rec{kind: profile.KindWebVisit, id: "u", src: "s:0", offset: 5}))
+	apply(t, s, updates(visit("s:0", 5)))
 	// the same offset in another partition, or in a recreated topic, is
 	// another record
-	apply(t, s, updates(
-		rec{kind: profile.KindWebVisit, id: "u", src: "s:1", offset: 5},
-		rec{kind: profile.KindWebVisit, id: "u", src: "t:0", offset: 0},
-	))
+	apply(t, s, updates(visit("s:1", 5), visit("t:0", 0)))
 	want(t, r, "u", map[string]string{profile.FieldWebVisits: "3"})
 }
 
