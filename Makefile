@@ -6,7 +6,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 FUZZTIME ?= 15s
 
-.PHONY: help build run test test-short test-go fuzz test-faults lint bench bench-export services-up clean
+.PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench bench-cluster bench-export services-up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -48,8 +48,31 @@ test-faults: ## fault suite: kill -9, rebalances, Redis and broker restarts, slo
 	cd internal/faults && PROFILED_FAULTS=1 PROFILED_TEST_BINARY=$(CURDIR)/bin/faults/profiled \
 		../../bin/faults/faults.test -test.count=1 -test.timeout 30m
 
+# The cluster suite (internal/faults/cluster_*_test.go, PROFILED_CLUSTER=1)
+# runs its own broker (19892), Redis Cluster (17200-17205, from
+# deploy/redis-cluster.sh), Sentinel set-up (17400-17405, from
+# deploy/redis-sentinel.sh) and single servers (17420 up): none of the
+# fault suite's ports, so the two may run at once. It prints one line per
+# scenario and, last,
+# "cluster: <n> scenarios, <m> events, <lost> lost, <dup> double-counted".
+# PROFILED_CLUSTER_EVENTS (default 50000 per scenario) and
+# PROFILED_CLUSTER_PACE (default 40s, the time over which the fault
+# scenarios produce their stream) size it.
+test-cluster: ## cluster suite: one instance vs three on a Redis Cluster; Cluster and Sentinel failovers and resharding under load (internal/faults/; ~4 min)
+	@mkdir -p bin/cluster
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/cluster/profiled ./cmd/profiled
+	$(GO) test -c -race -o bin/cluster/faults.test ./internal/faults
+	cd internal/faults && PROFILED_CLUSTER=1 PROFILED_TEST_BINARY=$(CURDIR)/bin/cluster/profiled \
+		../../bin/cluster/faults.test -test.run '^TestCluster$$' -test.count=1 -test.timeout 20m
+
 bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
 	TESTENV_CLUSTER=0 deploy/testenv.sh $(GO) run ./cmd/profilebench
+
+# The cluster mode of the benchmark: one to three instances on the Redis
+# Cluster that testenv.sh starts, beside the single server; its table goes
+# to cmd/profilebench/CLUSTER.md and, by make bench, into BENCHMARKS.md.
+bench-cluster: build ## benchmark on a 3-master Redis Cluster: 1, 2, 3 instances, MIN_REPLICAS 0 and 1, beside the single server (BENCH_EVENTS, default 300000)
+	BENCH_ONLY=cluster BENCH_EVENTS=$${BENCH_EVENTS:-300000} deploy/testenv.sh $(GO) run ./cmd/profilebench
 
 # Only Redis is needed: a broker address that is never dialled keeps testenv.sh from starting Kafka.
 bench-export: ## export benchmark: PROFILED_EXPORT_PROFILES (default 1000000) profiles to Parquet from a fresh local Redis: rate, peak RSS, CPU

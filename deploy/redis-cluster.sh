@@ -6,6 +6,13 @@
 #                                    REDIS_CLUSTER_ADDRS=127.0.0.1:P1,...
 #   deploy/redis-cluster.sh stop     stop the nodes started by `start`
 #   deploy/redis-cluster.sh status   report the nodes and the cluster state
+#   deploy/redis-cluster.sh kill PORT     kill -9 one node (a fault: its replica
+#                                         is promoted after cluster-node-timeout)
+#   deploy/redis-cluster.sh restart PORT  start a stopped node again on its data
+#                                         dir (it rejoins; a former master comes
+#                                         back as a replica of its successor)
+#   deploy/redis-cluster.sh failover PORT CLUSTER FAILOVER on a replica: it
+#                                         becomes master without losing writes
 #
 # Environment:
 #   PROFILED_CACHE              cache dir (default $HOME/.cache/profiled); holds
@@ -51,6 +58,17 @@ ports_of() { # the ports recorded in a data dir
     cat "$dir/ports" 2>/dev/null
 }
 
+start_node() { # dir port: one node on its own data dir (nodes.conf, AOF)
+    local dir="$1" port="$2"
+    mkdir -p "$dir/$port"
+    echo "${REDIS_CLUSTER_APPENDFSYNC:-always}" >"$dir/$port/appendfsync"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/$port" \
+        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        --appendonly yes --appendfsync "$(cat "$dir/$port/appendfsync")" --save '' \
+        --maxmemory-policy noeviction \
+        --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" >/dev/null
+}
+
 start() {
     ensure_installed
     local dir="${REDIS_CLUSTER_DATA_DIR:-}"
@@ -68,12 +86,7 @@ start() {
     echo "${ports[*]}" >"$dir/ports"
     echo "$dir" >"$CURRENT_FILE"
     for port in "${ports[@]}"; do
-        mkdir -p "$dir/$port"
-        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/$port" \
-            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-            --appendonly yes --appendfsync "${REDIS_CLUSTER_APPENDFSYNC:-always}" --save '' \
-            --maxmemory-policy noeviction \
-            --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" >/dev/null
+        start_node "$dir" "$port"
     done
     local deadline=$((SECONDS + TIMEOUT))
     for port in "${ports[@]}"; do
@@ -130,9 +143,57 @@ status() {
     return "$rc"
 }
 
+node_dir() { # port: the node's directory in the recorded cluster
+    local dir port="$1"
+    [[ "$port" =~ ^[0-9]+$ ]] || die "not a port: $port"
+    dir="$(data_dir)"
+    [[ -n "$dir" && -d "$dir/$port" ]] || die "no node $port in the recorded cluster"
+    echo "$dir"
+}
+
+kill_node() {
+    local dir pid
+    dir="$(node_dir "$1")"
+    pid="$(cat "$dir/$1/redis.pid" 2>/dev/null)" || die "node $1 has no pid file"
+    kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$1" ||
+        die "node $1 is not running"
+    kill -9 "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$dir/$1/redis.pid"
+    log "node $1 killed"
+}
+
+restart_node() {
+    local dir
+    dir="$(node_dir "$1")"
+    ! redis-cli -p "$1" ping >/dev/null 2>&1 || die "node $1 is running"
+    start_node "$dir" "$1"
+    local deadline=$((SECONDS + TIMEOUT))
+    until redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; do
+        ((SECONDS < deadline)) || die "node $1 did not answer PING within ${TIMEOUT}s"
+        sleep 0.1
+    done
+    log "node $1 restarted"
+}
+
+failover() {
+    node_dir "$1" >/dev/null
+    redis-cli -p "$1" role | head -1 | grep -q slave || die "node $1 is not a replica"
+    redis-cli -p "$1" cluster failover | grep -q OK || die "CLUSTER FAILOVER on $1 refused"
+    local deadline=$((SECONDS + TIMEOUT))
+    until redis-cli -p "$1" role 2>/dev/null | head -1 | grep -q master; do
+        ((SECONDS < deadline)) || die "node $1 did not become master within ${TIMEOUT}s"
+        sleep 0.1
+    done
+    log "node $1 is master"
+}
+
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
 status) status ;;
-*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+kill) kill_node "${2:?usage: $0 kill PORT}" ;;
+restart) restart_node "${2:?usage: $0 restart PORT}" ;;
+failover) failover "${2:?usage: $0 failover PORT}" ;;
+*) echo "usage: $0 start|stop|status|kill PORT|restart PORT|failover PORT" >&2; exit 2 ;;
 esac

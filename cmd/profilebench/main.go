@@ -121,6 +121,9 @@ func run(ctx context.Context) error {
 		logf("latency window: %s", lat.window)
 		return nil
 	}
+	if os.Getenv("BENCH_ONLY") == "cluster" {
+		return clusterBench(ctx, s, conn, rdb, stamp, values) // cluster.go
+	}
 	topic := "bench-" + stamp
 	if err := conn.CreateTopic(ctx, topic, s.partitions); err != nil {
 		return err
@@ -1010,6 +1013,10 @@ func (r *results) write(s settings) error {
 	if notes, err := os.ReadFile(filepath.Join("cmd", "profilebench", "NOTES.md")); err == nil {
 		md.WriteString("\n")
 		md.Write(notes)
+	}
+	if cl, err := os.ReadFile(filepath.Join("cmd", "profilebench", "CLUSTER.md")); err == nil {
+		md.WriteString("\n") // make bench-cluster's last table
+		md.Write(cl)
 	}
 	if err := os.WriteFile(s.md, []byte(md.String()), 0o644); err != nil {
 		return err

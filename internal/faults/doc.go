@@ -15,4 +15,9 @@
 // Each scenario prints one line; the suite's last line is
 //
 //	faults: <n> scenarios, <m> events, <lost> lost, <dup> double-counted
+//
+// The cluster suite (cluster_*_test.go, PROFILED_CLUSTER=1, make
+// test-cluster) runs the same stream, model and checks against a real Redis
+// Cluster and a Sentinel set-up, on ports of its own; its last line starts
+// with "cluster:".
 package faults

@@ -24,10 +24,14 @@ func TestMain(m *testing.M) {
 	n, events, lost, dup := totals.scenarios, totals.events, totals.lost, totals.dup
 	totals.Unlock()
 	if n > 0 {
-		fmt.Printf("faults: %d scenarios, %d events, %d lost, %d double-counted\n", n, events, lost, dup)
+		fmt.Printf("%s: %d scenarios, %d events, %d lost, %d double-counted\n", suiteName, n, events, lost, dup)
 	}
 	os.Exit(code)
 }
+
+// suiteName starts the last line: "faults", or "cluster" when TestCluster
+// ran (make test-cluster).
+var suiteName = "faults"
 
 type quiet struct{}
 

@@ -184,15 +184,19 @@ var nextRedisPort atomic.Int32
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
 	r := &redisServer{bin: testenv.RedisServer(), dir: t.TempDir()}
+	first := firstRedisPort
+	if p, err := strconv.Atoi(os.Getenv("PROFILED_FAULTS_REDIS_PORT")); err == nil && p > 0 {
+		first = p // the cluster suite's, away from a fault suite run at the same time
+	}
 	for try := 0; try < 100; try++ {
-		p := firstRedisPort + int(nextRedisPort.Add(1)) - 1
+		p := first + int(nextRedisPort.Add(1)) - 1
 		if testenv.PortFree(p) {
 			r.port = p
 			break
 		}
 	}
 	if r.port == 0 {
-		t.Fatal("no free port for redis from 36379 up")
+		t.Fatalf("no free port for redis from %d up", first)
 	}
 	r.launch(t)
 	t.Cleanup(r.stop)

@@ -1,0 +1,92 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/profiled/profiled/consumer"
+	"github.com/profiled/profiled/internal/feed"
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
+)
+
+// TestShutdownBetweenGenerations: a generation ends by a rebalance while
+// the store fails; its drain gives up on the batch in hand (the next owner
+// of the partitions gets those records again). If the shutdown comes
+// before the member has joined a new generation, it holds no work, so Run
+// must return nil and profiled exit 0 (contract section 8). Found by the
+// cluster suite: an instance kicked out of its group during a Redis
+// failover exited 1, a second after SIGTERM, with "the batch in hand could
+// not be finished", while it held no partition.
+func TestShutdownBetweenGenerations(t *testing.T) {
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "events"), kfake.SeedTopics(1, "dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	brokers := cl.ListenAddrs()
+	f := &fixture{brokers: brokers, conn: kafkaconn.Config{Brokers: brokers}, store: newFakeStore(), reg: prometheus.NewRegistry()}
+
+	var lines []string
+	for i := range 50 {
+		lines = append(lines, fmt.Sprintf(`{"type":"track","event":"App Launched","userId":"u%d","messageId":"m%d","timestamp":"%s"}`,
+			i%10, i, time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)))
+	}
+	w := feed.NewWriter(brokers, "events", nil)
+	if _, err := feed.Lines(context.Background(), w, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := f.consumer(t, ctx, consumer.Config{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		DrainTimeout: 300 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond})
+	f.store.setFail(errors.New("CLUSTERDOWN The cluster is down"))
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	until(t, 20*time.Second, "a member whose store writes fail", func() bool {
+		err := c.Ready(ctx)
+		return err != nil && strings.Contains(err.Error(), "store writes are failing")
+	})
+
+	// from now on the coordinator says the group rebalances, and refuses
+	// every join: the generation ends and no new one begins
+	var joins atomic.Int32
+	cl.ControlKey(kmsg.Heartbeat.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		return resp, nil, true
+	})
+	cl.ControlKey(kmsg.JoinGroup.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		joins.Add(1)
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp, nil, true
+	})
+	until(t, 20*time.Second, "the generation over, its drain given up, a join refused", func() bool {
+		err := c.Ready(ctx)
+		return joins.Load() > 0 && err != nil && strings.Contains(err.Error(), "not a member")
+	})
+
+	cancel() // SIGTERM, between two generations
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %q after a shutdown between generations, with no batch in hand: want nil (exit 0)", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
