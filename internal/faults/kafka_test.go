@@ -128,31 +128,55 @@ func (a *admin) committed(ctx context.Context, group, topic string, partitions i
 }
 
 // produce writes the records in order, each with its own key, value,
-// timestamp and sequence header, and notes where each one landed.
+// timestamp, sequence header and headers, and notes where each one landed.
+// A record at the broker's size limit goes alone in a batch of its own,
+// through a client allowed batches that large, between flushes, so that
+// its batch is exactly the size batchBytes computed and the order of the
+// partition is kept.
 func produce(ctx context.Context, addr, topic string, recs []*rec) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.MaxBufferedRecords(20000), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(20000), kgo.ProducerBatchCompression(kgo.NoCompression())}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	big, err := kgo.NewClient(append(opts, kgo.ProducerBatchMaxBytes(2*brokerMaxMessageBytes))...)
+	if err != nil {
+		return err
+	}
+	defer big.Close()
 	var mu sync.Mutex
 	var first error
 	for _, r := range recs {
 		kr := &kgo.Record{Key: r.key, Value: r.value, Timestamp: r.ts,
 			Headers: []kgo.RecordHeader{{Key: seqHeader, Value: []byte(strconv.Itoa(r.seq))}}}
-		cl.Produce(ctx, kr, func(kr *kgo.Record, err error) {
+		for _, h := range r.headers {
+			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.key, Value: []byte(h.value)})
+		}
+		done := func(kr *kgo.Record, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				if first == nil {
-					first = err
+					first = fmt.Errorf("record seq %d: %w", r.seq, err)
 				}
 				return
 			}
 			r.partition, r.offset = kr.Partition, kr.Offset
-		})
+		}
+		if !r.atLimit {
+			cl.Produce(ctx, kr, done)
+			continue
+		}
+		if err := cl.Flush(ctx); err != nil {
+			return err
+		}
+		big.Produce(ctx, kr, done)
+		if err := big.Flush(ctx); err != nil {
+			return err
+		}
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return err
@@ -160,6 +184,26 @@ func produce(ctx context.Context, addr, topic string, recs []*rec) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return first
+}
+
+// maxMessageBytes returns a topic's max.message.bytes.
+func (a *admin) maxMessageBytes(ctx context.Context, topic string) (int, error) {
+	resp, err := a.cl.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"}}}})
+	if err != nil {
+		return 0, err
+	}
+	for _, res := range resp.Resources {
+		if res.Error != nil {
+			return 0, res.Error
+		}
+		for _, e := range res.ConfigEntries {
+			if e.ConfigName == "max.message.bytes" {
+				return strconv.Atoi(e.ConfigValue)
+			}
+		}
+	}
+	return 0, fmt.Errorf("describe %s: no max.message.bytes", topic)
 }
 
 // readAll reads every record of topic up to the end offsets given.

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The reference model: what the contract (sections 2-5) says every profile
@@ -236,4 +238,63 @@ func (w *want) hash() map[string]string {
 	h["app_launches"] = strconv.Itoa(w.launches)
 	h["web_visits"] = strconv.Itoa(w.visits)
 	return h
+}
+
+// rawID reads an id sent as the bytes of a JSON string without escapes
+// (contract section 2): usable when its bytes are valid UTF-8 as sent, and,
+// trimmed, non-empty, at most 256 bytes, free of braces and control
+// characters. It never repairs: bytes that are not UTF-8 make no id. The
+// hostile generator sends no junk value and no number this way, so those
+// rules are not needed here.
+func rawID(raw string) (string, bool) {
+	if !utf8.ValidString(raw) {
+		return "", false
+	}
+	id := strings.TrimSpace(raw)
+	if id == "" || len(id) > 256 || strings.ContainsFunc(id, func(r rune) bool { return r == '{' || r == '}' || unicode.IsControl(r) }) {
+		return "", false
+	}
+	return id, true
+}
+
+// readIDs reads a record's raw userId and anonymousId (an alias: its
+// previousId; "" when absent): the usable ids ("" for one that is not),
+// and whether the record names someone. A launch, visit or identify needs
+// one usable id, an alias both; a userId never starts with "anon:".
+func readIDs(rawUser, rawAnon string, alias bool) (user, anon string, ok bool) {
+	user, uok := rawID(rawUser)
+	if strings.HasPrefix(user, "anon:") {
+		user, uok = "", false
+	}
+	anon, aok := rawID(rawAnon)
+	if alias {
+		return user, anon, uok && aok
+	}
+	return user, anon, uok || aok
+}
+
+// readMessageID reads a messageId sent as raw string bytes: one that is
+// not valid UTF-8 counts as absent (README, the contract in brief), so
+// that two different ones are never read as one.
+func readMessageID(raw string) string {
+	if !utf8.ValidString(raw) {
+		return ""
+	}
+	return strings.TrimSpace(raw)
+}
+
+// letterHeaders returns the producer's headers as the dead letter of r
+// must carry them, in order (contract section 7): the suite's seqHeader
+// and r's own, each under a "profiled." name renamed
+// "profiled.original.<rest>", so that every other profiled.* header of the
+// letter is profiled's own.
+func letterHeaders(r *rec) []header {
+	hs := []header{{seqHeader, strconv.Itoa(r.seq)}}
+	for _, h := range r.headers {
+		if rest, ok := strings.CutPrefix(h.key, "profiled."); ok {
+			h.key = "profiled.original." + rest
+		}
+		hs = append(hs, h)
+	}
+	return hs
 }

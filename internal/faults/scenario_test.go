@@ -1,6 +1,7 @@
 package faults_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -561,10 +562,13 @@ func readLinks(rdb *redis.Client) (owner map[string]string, of map[string]map[st
 }
 
 // checkDeadLetters reads the dead-letter topic: every rejected record must
-// be there with its reason and headers, key and value unchanged, and
-// nothing else. A record dead-lettered more than once (a crash between the
-// acknowledgement and the commit) is one record, matched by its
-// profiled.source.* headers. It returns the rejected records missing.
+// be there with its reason and headers, key and value unchanged (a
+// producer's profiled.* header renamed), and nothing else. A record
+// dead-lettered more than once (a crash between the acknowledgement and
+// the commit) is one record, matched by profiled's own profiled.source.*
+// headers, never by ones a producer forged. The topic, which profiled
+// creates, must have room for any record the input topic accepts, so no
+// letter may have lost its value. It returns the rejected records missing.
 func (s *scenario) checkDeadLetters(label string) (missing int) {
 	s.t.Helper()
 	type pos struct {
@@ -586,6 +590,14 @@ func (s *scenario) checkDeadLetters(label string) (missing int) {
 		s.t.Errorf("%s: dead-letter topic %s: %v", label, s.dlq, err)
 		return len(bad)
 	}
+	in, err1 := s.su.admin.maxMessageBytes(ctx, s.topic)
+	out, err2 := s.su.admin.maxMessageBytes(ctx, s.dlq)
+	switch {
+	case err1 != nil || err2 != nil:
+		s.t.Errorf("%s: max.message.bytes: %v %v", label, err1, err2)
+	case out != in+dlqHeaderRoom:
+		s.t.Errorf("%s: dead-letter topic max.message.bytes %d, want the input topic's %d + %d", label, out, in, dlqHeaderRoom)
+	}
 	letters, err := readAll(ctx, s.su.broker.addr, s.dlq, ends)
 	if err != nil {
 		s.t.Errorf("%s: %v", label, err)
@@ -600,41 +612,27 @@ func (s *scenario) checkDeadLetters(label string) (missing int) {
 	seen := map[pos]int{}
 	wrong := 0
 	for _, d := range letters {
-		h := headers(d)
-		p, perr := strconv.ParseInt(h[hPartition], 10, 32)
-		o, oerr := strconv.ParseInt(h[hOffset], 10, 64)
-		if h[hTopic] != s.topic || perr != nil || oerr != nil {
+		topic, p, o, err := letterSource(d)
+		if topic != s.topic || err != nil {
 			wrong++
-			report("dead letter at %d/%d: source headers %q %q %q", d.Partition, d.Offset, h[hTopic], h[hPartition], h[hOffset])
+			report("dead letter at %d/%d: source headers: topic %q, %v", d.Partition, d.Offset, topic, err)
 			continue
 		}
-		at := pos{int32(p), o}
+		at := pos{p, o}
 		r := bad[at]
 		if r == nil {
 			wrong++
 			if src := all[at]; src != nil {
-				report("record %d/%d (seq %d, outcome %d) was dead-lettered (%s: %s) but must not be", p, o, src.seq, src.out, h[hReason], h[hDetail])
+				report("record %d/%d (seq %d, outcome %d) was dead-lettered (%s) but must not be", p, o, src.seq, src.out, lastHeader(d, hReason))
 			} else {
 				report("dead letter names record %d/%d, which the suite never produced", p, o)
 			}
 			continue
 		}
 		seen[at]++
-		var why []string
-		if h[hReason] != r.reason {
-			why = append(why, fmt.Sprintf("reason %q, want %q (detail %q)", h[hReason], r.reason, h[hDetail]))
-		}
-		if string(d.Key) != string(r.key) || string(d.Value) != string(r.value) {
-			why = append(why, "key or value changed")
-		}
-		if h[seqHeader] != strconv.Itoa(r.seq) {
-			why = append(why, fmt.Sprintf("its own header %s=%q lost", seqHeader, h[seqHeader]))
-		}
-		if h[hDetail] == "" {
-			why = append(why, "no detail")
-		}
-		if _, err := time.Parse(time.RFC3339Nano, h[hFailedAt]); err != nil {
-			why = append(why, fmt.Sprintf("failed_at %q", h[hFailedAt]))
+		why := letterProblems(d, r)
+		if lastHeader(d, hValueDropped) != "" {
+			why = append(why, "value dropped, though the dead-letter topic has room for any record the input topic accepts")
 		}
 		if len(why) > 0 {
 			wrong++
@@ -661,16 +659,119 @@ func (s *scenario) checkDeadLetters(label string) (missing int) {
 	return missing
 }
 
-// headers returns a record's headers; the original headers come first, so
-// later keys of the same name cannot hide them from the seq check.
-func headers(r *kgo.Record) map[string]string {
-	h := map[string]string{}
-	for _, kv := range r.Headers {
-		if _, ok := h[kv.Key]; !ok {
-			h[kv.Key] = string(kv.Value)
+// Headers profiled adds to a dead letter that it had to write again
+// smaller (contract section 7).
+const (
+	hValueDropped      = "profiled.error.value_dropped"
+	hKeyHeadersDropped = "profiled.error.key_headers_dropped"
+)
+
+// ownNames are the headers profiled sets on a dead letter, each once.
+var ownNames = map[string]bool{hReason: true, hDetail: true, hTopic: true, hPartition: true, hOffset: true, hFailedAt: true,
+	hValueDropped: true, hKeyHeadersDropped: true}
+
+// ownHeader reports whether a dead letter's header is profiled's: a
+// profiled.* name, unless under profiled.original. (a producer's, renamed).
+func ownHeader(name string) bool {
+	return strings.HasPrefix(name, "profiled.") && !strings.HasPrefix(name, "profiled.original.")
+}
+
+// lastHeader returns the value of the last header of that name ("" when
+// none). profiled adds its headers after the producer's, so the last is
+// profiled's even where a producer's forged header was left unrenamed
+// (letterProblems reports that).
+func lastHeader(d *kgo.Record, name string) string {
+	v := ""
+	for _, h := range d.Headers {
+		if h.Key == name {
+			v = string(h.Value)
 		}
 	}
-	return h
+	return v
+}
+
+// letterSource reads where a dead letter's record came from, from
+// profiled's own profiled.source.* headers.
+func letterSource(d *kgo.Record) (topic string, partition int32, offset int64, err error) {
+	p, perr := strconv.ParseInt(lastHeader(d, hPartition), 10, 32)
+	o, oerr := strconv.ParseInt(lastHeader(d, hOffset), 10, 64)
+	if perr != nil || oerr != nil {
+		return lastHeader(d, hTopic), 0, 0, fmt.Errorf("partition %q, offset %q", lastHeader(d, hPartition), lastHeader(d, hOffset))
+	}
+	return lastHeader(d, hTopic), int32(p), o, nil
+}
+
+// letterProblems returns what is wrong with d as the dead letter of the
+// rejected record r (contract section 7): its reason, detail and time;
+// each of profiled's headers once and no other profiled.* name; the key,
+// the value and the producer's headers as they came, a producer's
+// profiled.* header renamed profiled.original.<rest>; or, where profiled
+// had to write it again smaller, a null value with value_dropped giving
+// the value's bytes, and also no key and no producer headers with
+// key_headers_dropped giving their bytes.
+func letterProblems(d *kgo.Record, r *rec) []string {
+	var why []string
+	own := map[string]int{}
+	var producer []header
+	for _, h := range d.Headers {
+		if ownHeader(h.Key) {
+			own[h.Key]++
+		} else {
+			producer = append(producer, header{h.Key, string(h.Value)})
+		}
+	}
+	for _, name := range sortedKeys(own) {
+		switch {
+		case !ownNames[name]:
+			why = append(why, fmt.Sprintf("header %s=%q is not profiled's: a producer's header not renamed", name, lastHeader(d, name)))
+		case own[name] > 1:
+			why = append(why, fmt.Sprintf("header %s %d times: a producer's header not renamed", name, own[name]))
+		}
+	}
+	for _, name := range []string{hReason, hDetail, hTopic, hPartition, hOffset, hFailedAt} {
+		if own[name] == 0 {
+			why = append(why, "no header "+name)
+		}
+	}
+	if got := lastHeader(d, hReason); got != r.reason {
+		why = append(why, fmt.Sprintf("reason %q, want %q (detail %q)", got, r.reason, lastHeader(d, hDetail)))
+	}
+	if _, err := time.Parse(time.RFC3339Nano, lastHeader(d, hFailedAt)); err != nil {
+		why = append(why, fmt.Sprintf("failed_at %q", lastHeader(d, hFailedAt)))
+	}
+
+	valueDropped, keyDropped := own[hValueDropped] > 0, own[hKeyHeadersDropped] > 0
+	switch {
+	case !valueDropped && keyDropped:
+		why = append(why, "key and headers dropped, value kept")
+	case !valueDropped && !bytes.Equal(d.Value, r.value):
+		why = append(why, fmt.Sprintf("value changed (%d bytes, want %d)", len(d.Value), len(r.value)))
+	case valueDropped && d.Value != nil:
+		why = append(why, fmt.Sprintf("value dropped but %d bytes sent", len(d.Value)))
+	case valueDropped && lastHeader(d, hValueDropped) != strconv.Itoa(len(r.value)):
+		why = append(why, fmt.Sprintf("%s=%q, the value was %d bytes", hValueDropped, lastHeader(d, hValueDropped), len(r.value)))
+	}
+	want := letterHeaders(r)
+	if keyDropped {
+		n := len(r.key)
+		for _, h := range append([]header{{seqHeader, strconv.Itoa(r.seq)}}, r.headers...) {
+			n += len(h.key) + len(h.value)
+		}
+		if d.Key != nil || len(producer) > 0 {
+			why = append(why, "key and headers dropped but sent")
+		}
+		if got := lastHeader(d, hKeyHeadersDropped); got != strconv.Itoa(n) {
+			why = append(why, fmt.Sprintf("%s=%q, key and headers were %d bytes", hKeyHeadersDropped, got, n))
+		}
+		return why
+	}
+	if !bytes.Equal(d.Key, r.key) {
+		why = append(why, fmt.Sprintf("key %q, want %q", d.Key, r.key))
+	}
+	if !slices.Equal(producer, want) {
+		why = append(why, fmt.Sprintf("producer headers %q, want %q", producer, want))
+	}
+	return why
 }
 
 // report prints the scenario's line and adds it to the totals.

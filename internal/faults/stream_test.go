@@ -48,6 +48,14 @@ type rec struct {
 	reason string // dead: the rejection reason
 	ev     *event // applied: what the record does to its profile
 
+	// headers the producer sends beside the suite's seqHeader (forged
+	// profiled.* names among them; see hostile_stream_test.go)
+	headers []header
+	// atLimit: the record is exactly as large as the broker accepts; it is
+	// produced alone and never duplicated (its size depends on its key and
+	// its seqHeader)
+	atLimit bool
+
 	dup bool // a producer duplicate of an earlier record
 	// identity journeys: an anonymous event held back until after the
 	// link of its anonymous id, and a messageId copy of an anonymous event
@@ -105,7 +113,9 @@ type msgRef struct {
 // generate returns n records: launches, visits and identifies over users
 // (a few of them hot), with out-of-order and equal event times, 2.5%
 // producer duplicates, 8% ignored kinds, a few tombstones, 1.1% of each
-// rejection reason, and a burst of oversized records. A third of the users
+// rejection reason, a burst of oversized records, 0.1% hostile records
+// (ids that are not valid UTF-8, forged profiled.* headers) and two records
+// at the broker's size limit (see hostile_stream_test.go). A third of the users
 // start anonymous and are linked later (journeys, see journey); some
 // anonymous events of a linked id arrive after the link. The stream is
 // regular (contract section 5): no anonymous id is linked to two users, no
@@ -120,9 +130,15 @@ func generate(seed uint64, n int, now time.Time) *stream {
 	}
 	g.base = now.Add(-21 * 24 * time.Hour).Truncate(time.Second)
 	burst := n / 3
+	limitAt := []int{n / 2, n * 5 / 6} // where the records at the size limit go
 	for len(g.s.recs) < n {
 		if len(g.s.recs) == burst {
 			g.burst()
+		}
+		if len(limitAt) > 0 && len(g.s.recs) >= limitAt[0] {
+			limitAt = limitAt[1:]
+			g.atLimitRecord()
+			continue
 		}
 		if len(g.held) > 0 && g.rng.IntN(25) == 0 && g.release() {
 			continue
@@ -136,6 +152,8 @@ func generate(seed uint64, n int, now time.Time) *stream {
 			g.ignored()
 		case r < 162:
 			g.add(&rec{key: []byte(fmt.Sprintf("tomb-%d", len(g.s.recs))), out: skipped, ts: now})
+		case r < 163:
+			g.hostile()
 		default:
 			g.good()
 		}
@@ -762,6 +780,9 @@ func (g *generator) burst() {
 // partition).
 func (g *generator) duplicate() {
 	src := g.s.recs[g.rng.IntN(len(g.s.recs))]
+	for src.atLimit { // one byte more and the broker refuses it
+		src = g.s.recs[g.rng.IntN(len(g.s.recs))]
+	}
 	d := *src
 	d.dup = true
 	if g.rng.IntN(4) == 0 {
