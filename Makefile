@@ -40,13 +40,15 @@ fuzz: ## run each fuzz target for FUZZTIME
 # needs no testenv.sh; it prints one line per scenario and, last,
 # "faults: <n> scenarios, <m> events, <lost> lost, <dup> double-counted".
 # The binaries go to bin/faults/ so that a concurrent make test cannot swap
-# bin/profiled under it.
+# bin/profiled under it. Only TestFaults runs here: the package's other
+# tests (the model's unit tests, and one that needs make test's broker)
+# run under make test.
 test-faults: ## fault suite: kill -9, rebalances, Redis and broker restarts, slow Redis, replay (internal/faults/; ~5 min)
 	@mkdir -p bin/faults
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/faults/profiled ./cmd/profiled
 	$(GO) test -c -race -o bin/faults/faults.test ./internal/faults
 	cd internal/faults && PROFILED_FAULTS=1 PROFILED_TEST_BINARY=$(CURDIR)/bin/faults/profiled \
-		../../bin/faults/faults.test -test.count=1 -test.timeout 30m
+		../../bin/faults/faults.test -test.run '^TestFaults$$' -test.count=1 -test.timeout 30m
 
 # The cluster suite (internal/faults/cluster_*_test.go, PROFILED_CLUSTER=1)
 # runs its own broker (19892), Redis Cluster (17200-17205, from
