@@ -8,13 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/profiled/profiled/internal/testenv"
 )
@@ -517,46 +515,28 @@ func (r *redisSentinel) snapshot(to *redis.Client) (int, error) {
 // about d in chunks ten times a second, as events arrive in production; it
 // notes where each record landed.
 func producePaced(ctx context.Context, addr, topic string, recs []*rec, d time.Duration) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	p, err := newProducer(addr, topic)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	var mu sync.Mutex
-	var first error
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	per := max(len(recs)/max(int(d/(100*time.Millisecond)), 1), 1)
 	for i := 0; i < len(recs); i += per {
 		for _, r := range recs[i:min(i+per, len(recs))] {
-			kr := &kgo.Record{Key: r.key, Value: r.value, Timestamp: r.ts,
-				Headers: []kgo.RecordHeader{{Key: seqHeader, Value: []byte(strconv.Itoa(r.seq))}}}
-			cl.Produce(ctx, kr, func(kr *kgo.Record, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					if first == nil {
-						first = err
-					}
-					return
-				}
-				r.partition, r.offset = kr.Partition, kr.Offset
-			})
+			if err := p.send(ctx, r); err != nil {
+				p.close(ctx)
+				return err
+			}
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
+			p.close(ctx)
 			return ctx.Err()
 		}
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return first
+	return p.close(ctx)
 }
 
 // lagging runs kill about a second after the replicas at addrs lost their

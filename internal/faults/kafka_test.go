@@ -52,8 +52,25 @@ func (a *admin) deleteTopics(ctx context.Context, names ...string) {
 	_, _ = a.cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
 }
 
-// partitions returns how many partitions with a leader the topic has.
+// partitions returns how many partitions with a leader the topic has. A
+// topic created moments ago by another client may be unknown to this
+// client's cached metadata for a few seconds: that is waited out.
 func (a *admin) partitions(ctx context.Context, topic string) (int, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := a.partitionsOnce(ctx, topic)
+		if err == nil || !errors.Is(err, kafka.UnknownTopicOrPartition) || time.Now().After(deadline) {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return n, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (a *admin) partitionsOnce(ctx context.Context, topic string) (int, error) {
 	md, err := a.cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return 0, err
@@ -134,56 +151,85 @@ func (a *admin) committed(ctx context.Context, group, topic string, partitions i
 // its batch is exactly the size batchBytes computed and the order of the
 // partition is kept.
 func produce(ctx context.Context, addr, topic string, recs []*rec) error {
+	p, err := newProducer(addr, topic)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := p.send(ctx, r); err != nil {
+			p.close(ctx)
+			return err
+		}
+	}
+	return p.close(ctx)
+}
+
+// producer is produce's two clients and the first error of an
+// acknowledgement; send and close are produce's steps, for callers that
+// pace the records.
+type producer struct {
+	cl, big *kgo.Client
+	mu      sync.Mutex
+	first   error
+}
+
+func newProducer(addr, topic string) (*producer, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.MaxBufferedRecords(20000), kgo.ProducerBatchCompression(kgo.NoCompression())}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		return nil, err
+	}
+	big, err := kgo.NewClient(append(opts, kgo.ProducerBatchMaxBytes(2*brokerMaxMessageBytes))...)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return &producer{cl: cl, big: big}, nil
+}
+
+// send produces one record; one at the size limit is produced alone and
+// waited for.
+func (p *producer) send(ctx context.Context, r *rec) error {
+	kr := &kgo.Record{Key: r.key, Value: r.value, Timestamp: r.ts,
+		Headers: []kgo.RecordHeader{{Key: seqHeader, Value: []byte(strconv.Itoa(r.seq))}}}
+	for _, h := range r.headers {
+		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.key, Value: []byte(h.value)})
+	}
+	done := func(kr *kgo.Record, err error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err != nil {
+			if p.first == nil {
+				p.first = fmt.Errorf("record seq %d: %w", r.seq, err)
+			}
+			return
+		}
+		r.partition, r.offset = kr.Partition, kr.Offset
+	}
+	if !r.atLimit {
+		p.cl.Produce(ctx, kr, done)
+		return nil
+	}
+	if err := p.cl.Flush(ctx); err != nil {
 		return err
 	}
-	defer cl.Close()
-	big, err := kgo.NewClient(append(opts, kgo.ProducerBatchMaxBytes(2*brokerMaxMessageBytes))...)
+	p.big.Produce(ctx, kr, done)
+	return p.big.Flush(ctx)
+}
+
+// close flushes both clients, closes them and returns the first error.
+func (p *producer) close(ctx context.Context) error {
+	err := p.cl.Flush(ctx)
+	p.cl.Close()
+	p.big.Close()
 	if err != nil {
 		return err
 	}
-	defer big.Close()
-	var mu sync.Mutex
-	var first error
-	for _, r := range recs {
-		kr := &kgo.Record{Key: r.key, Value: r.value, Timestamp: r.ts,
-			Headers: []kgo.RecordHeader{{Key: seqHeader, Value: []byte(strconv.Itoa(r.seq))}}}
-		for _, h := range r.headers {
-			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.key, Value: []byte(h.value)})
-		}
-		done := func(kr *kgo.Record, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = fmt.Errorf("record seq %d: %w", r.seq, err)
-				}
-				return
-			}
-			r.partition, r.offset = kr.Partition, kr.Offset
-		}
-		if !r.atLimit {
-			cl.Produce(ctx, kr, done)
-			continue
-		}
-		if err := cl.Flush(ctx); err != nil {
-			return err
-		}
-		big.Produce(ctx, kr, done)
-		if err := big.Flush(ctx); err != nil {
-			return err
-		}
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return first
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.first
 }
 
 // maxMessageBytes returns a topic's max.message.bytes.
