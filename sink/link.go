@@ -125,7 +125,6 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 	if err != nil {
 		return err
 	}
-	fi := 0
 	for i, v := range replies {
 		if i < nFold && third[i].script != s.apply {
 			continue // a reservation given back
@@ -135,7 +134,6 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 			return err
 		}
 		if i < nFold {
-			fi++
 			if r.status == statusApplied {
 				res.link(LinkLinked, 1)
 				res.add(r)
