@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
-FUZZTIME ?= 15s
+FUZZTIME ?= 300000x
 
 .PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench bench-cluster bench-export services-up clean
 
