@@ -19,6 +19,7 @@ import (
 
 type latencyResult struct {
 	p50, p99 float64
+	ms       []float64 // every probe's latency, sorted
 	note     string
 	window   string // what the machine did during the measured window
 }
@@ -176,7 +177,7 @@ func latency(ctx context.Context, s settings, conn kafkaconn.Config, rdb *redis.
 	if early > 0 {
 		note += fmt.Sprintf(", %d readable before the producer saw its ack (counted as 0)", early)
 	}
-	return latencyResult{p50: pct(0.50), p99: pct(0.99), note: note, window: after.since(before, window)}, nil
+	return latencyResult{p50: pct(0.50), p99: pct(0.99), ms: ms, note: note, window: after.since(before, window)}, nil
 }
 
 type seenAt struct {

@@ -43,10 +43,19 @@ type settings struct {
 	binary                     string
 	out, md                    string
 	kafkaVersion               string
+	largeUsers, largeEvents    int // the second pipeline run (scale.go); 0 users: none
 }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// envCount is envInt that also takes 0 (for "none").
+func envCount(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= 0 {
 		return v
 	}
 	return def
@@ -84,11 +93,14 @@ func run(ctx context.Context) error {
 		out:            envStr("BENCH_OUT", "bench-out.json"),
 		md:             envStr("BENCH_MD", "BENCHMARKS.md"),
 		kafkaVersion:   envStr("BENCH_KAFKA_VERSION", "4.1.1"),
+		largeUsers:     envCount("BENCH_LARGE_USERS", 1_000_000),
+		largeEvents:    envInt("BENCH_LARGE_EVENTS", 300_000),
 	}
 	if s.brokers[0] == "" || s.redisURL == "" {
 		return errors.New("PROFILED_TEST_KAFKA_BROKERS and PROFILED_TEST_REDIS_URL are required (make bench sets them)")
 	}
 	s.naiveEvents = min(s.naiveEvents, s.events)
+	s.largeEvents = min(s.largeEvents, s.events)
 	opts, err := redis.ParseURL(s.redisURL)
 	if err != nil {
 		return err
@@ -97,7 +109,7 @@ func run(ctx context.Context) error {
 	defer rdb.Close()
 	conn := kafkaconn.Config{Brokers: s.brokers}
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
-	r := &results{Events: s.events}
+	r := &results{Events: s.events, Users: s.users}
 
 	logf("generating %d events over %d users", s.events, s.users)
 	values := workload{events: s.events, users: s.users, seed: 1, base: time.Now().Add(-2 * time.Hour)}.generate()
@@ -149,11 +161,19 @@ func run(ctx context.Context) error {
 	r.CPUPerMillion = pr.cpu / float64(s.events) * 1e6
 	r.PeakRSSMiB = pr.rssMiB
 	r.split = pr.split
+	std := usersRun{Users: s.users, Events: s.events, Rate: pr.rate}
+	std.setCPU(pr.split, s.events)
+	r.CPUProfiled, r.CPURedis, r.CPUBroker, r.CPUTotal = std.CPUProfiled, std.CPURedis, std.CPUBroker, std.CPUTotal
 	logf("pipeline: %.0f events/s, %.1f CPU-s per million, peak RSS %.1f MiB", pr.rate, r.CPUPerMillion, pr.rssMiB)
 	if os.Getenv("BENCH_ONLY") == "pipeline" {
 		logf("pipeline: CPU-s profiled %.1f, Redis %.1f, broker %.1f over %.1f s", pr.split["profiled"], pr.split["redis"], pr.split["kafka"], pr.split["wall"])
 		return nil
 	}
+	if std.Memory, err = redisMemory(ctx, rdb, "pipe-"+stamp+":", memSample); err != nil {
+		return fmt.Errorf("memory per profile: %w", err)
+	}
+	logf("memory per profile: %s", std.Memory)
+	r.ByUsers = append(r.ByUsers, std)
 
 	// 2. raw consume
 	logf("raw consume: kafka-go, no decoding, commit per batch")
@@ -170,30 +190,52 @@ func run(ctx context.Context) error {
 	}
 	logf("removed the pipeline run's %d keys", n)
 	logf("sink only: the sink applying the pipeline's batches to an empty key space")
-	if r.SinkOnly, r.sinkSplit, err = sinkOnly(ctx, s, rdb, topic, "sink-"+stamp+":", pr.batches); err != nil {
+	sr, err := sinkOnly(ctx, s, rdb, topic, "sink-"+stamp+":", pr.batches)
+	if err != nil {
 		return fmt.Errorf("sink only: %w", err)
 	}
-	logf("sink only: %.0f events/s (CPU-s Redis %.1f, profilebench %.1f over %.1f s)", r.SinkOnly, r.sinkSplit["redis"], r.sinkSplit["bench"], r.sinkSplit["wall"])
+	r.SinkOnly, r.sinkSplit = sr.rate, sr.split
+	r.ScriptUsec, r.scriptCalls = sr.scriptUsec, sr.scriptCalls
+	logf("sink only: %.0f events/s (CPU-s Redis %.1f, profilebench %.1f over %.1f s); Redis: %d EVALSHA, %.1f µs each",
+		r.SinkOnly, r.sinkSplit["redis"], r.sinkSplit["bench"], r.sinkSplit["wall"], sr.scriptCalls, sr.scriptUsec)
 
-	// 4. naive
+	// 4. the Redis floor: the same batches' resulting fields as plain HSETs
+	logf("Redis floor: the same batches' profile fields as pipelined HSETs, no script")
+	if r.floor, err = redisFloor(ctx, s, rdb, "floor-"+stamp+":", sr.batches); err != nil {
+		return fmt.Errorf("redis floor: %w", err)
+	}
+	r.RedisFloor, r.FloorHSetUsec = r.floor.rate, r.floor.hsetUsec
+	logf("Redis floor: %.0f events/s (%d HSETs of %.1f fields, %.1f µs each in Redis; Redis CPU %.1f s over %.1f s)",
+		r.RedisFloor, r.floor.hsets, r.floor.fieldsPer, r.floor.hsetUsec, r.floor.redisCPU, r.floor.wallS)
+	sr.batches = nil
+
+	// 5. naive
 	logf("naive: one record at a time, %d records", s.naiveEvents)
 	if r.Naive, err = naive(ctx, s, rdb, topic, "bench-naive-"+stamp, "naive-"+stamp+":"); err != nil {
 		return fmt.Errorf("naive: %w", err)
 	}
 	logf("naive: %.0f events/s", r.Naive)
 
-	// 5. latency
+	// 6. latency
 	logf("latency: %d events/s for %ds", s.latencyRate, s.latencySeconds)
 	lat, err := latency(ctx, s, conn, rdb, stamp, values)
 	if err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
-	r.P50, r.P99, r.latencyNote, r.latencyWindow = lat.p50, lat.p99, lat.note, lat.window
+	r.P50, r.P99, r.latencyNote, r.latencyWindow, r.latencyMS = lat.p50, lat.p99, lat.note, lat.window, lat.ms
 	logf("latency: p50 %.1f ms, p99 %.1f ms (%s)", lat.p50, lat.p99, lat.note)
 	logf("latency window: %s", lat.window)
 
-	r.RatioVsLimit = r.Pipeline / min(r.RawConsume, r.SinkOnly)
-	r.RatioVsNaive = r.Pipeline / r.Naive
+	// 7. the pipeline again at more distinct users (scale.go)
+	if s.largeUsers > 0 {
+		big, err := usersPipeline(ctx, s, conn, rdb, stamp)
+		if err != nil {
+			return fmt.Errorf("pipeline at %d users: %w", s.largeUsers, err)
+		}
+		r.ByUsers = append(r.ByUsers, big)
+	}
+
+	r.ratios()
 	info, _ := rdb.InfoMap(ctx, "server").Result()
 	r.redisVersion = info["Server"]["redis_version"]
 	return r.write(s)
