@@ -158,7 +158,7 @@ func (r *results) charts(s settings) (string, error) {
 	dir := filepath.Dir(s.md)
 	stem := strings.TrimSuffix(filepath.Base(s.md), filepath.Ext(s.md))
 	cpu := barChart{
-		title:  fmt.Sprintf("CPU-seconds per million events, pipeline run (%d records, %d users)", r.Events, r.Users),
+		title:  fmt.Sprintf("CPU-s per million events by process (pipeline, %dk records)", r.Events/1000),
 		yLabel: "CPU-seconds per million events", series: []string{"before (2026-11-29)", "this run"}, format: "%.1f",
 		groups: []barGroup{
 			{"profiled", []float64{baseline.profiled, r.CPUProfiled}},

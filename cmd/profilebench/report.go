@@ -124,8 +124,8 @@ func (r *results) write(s settings) error {
 	if r.sinkSplit != nil {
 		fmt.Fprintf(&md, "\nCPU during the sink-only run (%.1f s wall): Redis %.1f s, profilebench (the sink's client) %.1f s.\n",
 			r.sinkSplit["wall"], r.sinkSplit["redis"], r.sinkSplit["bench"])
-		fmt.Fprintf(&md, "\nThe script alone: during sink only Redis ran %d `EVALSHA` calls at %.1f µs each of its own time (`INFO commandstats` `usec_per_call`, reset before the run; the inner calls included), %.2f per record.\n",
-			r.scriptCalls, r.ScriptUsec, float64(r.scriptCalls)/float64(max(r.Events, 1)))
+		fmt.Fprintf(&md, "\nThe script alone: during sink only Redis ran %d `EVALSHA` calls (every script the sink runs: the apply script and the link scripts; %.2f per record) at %.1f µs each of its own time (`INFO commandstats` `usec_per_call`, reset before the run; the calls inside the scripts included).\n",
+			r.scriptCalls, float64(r.scriptCalls)/float64(max(r.Events, 1)), r.ScriptUsec)
 	}
 	if r.floor.hsets > 0 {
 		fmt.Fprintf(&md, "\nThe Redis floor (%.1f s wall): the sink-only run's batches, each profile's resulting fields written as one plain `HSET` (%.1f fields on average) in one pipeline per batch, into a scratch key space removed afterwards — no script, no bookkeeping, no dedupe, no links: what any store of these profiles must at least do. %d `HSET`s at %.1f µs each of Redis's own time; Redis CPU %.1f s.\n",
