@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -183,4 +186,20 @@ func latency(ctx context.Context, s settings, conn kafkaconn.Config, rdb *redis.
 type seenAt struct {
 	key string
 	at  time.Time
+}
+
+func waitReady(ctx context.Context, p *proc) error {
+	c := http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := c.Get("http://" + p.addr + "/readyz"); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("profiled not ready within 60s")
 }

@@ -1,22 +1,19 @@
 // Command profilebench measures profiled end to end against a real Kafka
-// broker and a real Redis, beside the two limits that bound it (raw
-// consumption and the sink alone) and a naive baseline, in one run on one
-// machine, and writes BENCHMARKS.md and a JSON summary. `make bench` runs
-// it with the project's own services.
+// broker and a real Redis, beside the limits that bound it (raw
+// consumption, the sink alone, and the Redis floor: the same profiles as
+// plain HSETs) and a naive baseline, in one run on one machine, with the
+// CPU of each process per million events, the pipeline again at more
+// distinct users and Redis memory per profile, and writes BENCHMARKS.md,
+// its SVG charts and a JSON summary. `make bench` runs it with the
+// project's own services.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -26,7 +23,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
 	kafkaconn "github.com/profiled/profiled/internal/kafka"
 )
@@ -271,158 +267,4 @@ func writeRetry(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) erro
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-}
-
-// startProfiled starts bin/profiled on topic; its log goes to stderr. When
-// batchFile is given, profiled appends each batch it writes to it as a
-// JSON line (consumer.BatchInfo, through its PROFILED_TEST_BATCH_LOG hook).
-func startProfiled(s settings, topic, group, prefix, batchFile string) (*proc, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(s.binary)
-	cmd.Env = append(os.Environ(),
-		"PROFILED_KAFKA_BROKERS="+strings.Join(s.brokers, ","), "PROFILED_KAFKA_TOPICS="+topic,
-		"PROFILED_KAFKA_GROUP="+group, "PROFILED_DLQ_TOPIC="+topic+"-dlq",
-		"PROFILED_REDIS_URL="+s.redisURL, "PROFILED_REDIS_KEY_PREFIX="+prefix,
-		"PROFILED_HTTP_ADDR="+addr, "PROFILED_LOG_LEVEL="+envStr("BENCH_LOG_LEVEL", "warn"), "PROFILED_DEFAULT_PHONE_REGION=IN",
-		"PROFILED_BATCH_SIZE="+strconv.Itoa(s.batchSize))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if batchFile != "" {
-		cmd.Env = append(cmd.Env, "PROFILED_TEST_BATCH_LOG="+batchFile)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s (run make build first): %w", s.binary, err)
-	}
-	p := &proc{cmd: cmd, addr: addr, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits; it returns the process' CPU seconds and
-// peak RSS in MiB. The peak is the kernel's high-water mark of the
-// process' own address space (VmHWM, reset by exec), read before the
-// signal: wait4's ru_maxrss would also count the pages the child shared
-// with this process between fork and exec, and this process holds the
-// whole workload in memory.
-func (p *proc) stop() (float64, float64) {
-	hwm := vmHWM(p.cmd.Process.Pid)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, 0
-	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	return cpu, hwm
-}
-
-func waitReady(ctx context.Context, p *proc) error {
-	c := http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if resp, err := c.Get("http://" + p.addr + "/readyz"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("profiled not ready within 60s")
-}
-
-func waitCaughtUp(ctx context.Context, conn kafkaconn.Config, group, topic string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		offs, err := conn.GroupOffsets(ctx, group, topic)
-		if err == nil && len(offs) > 0 && kafkaconn.CaughtUp(offs) {
-			committed := true
-			for _, po := range offs {
-				committed = committed && po.Committed >= 0
-			}
-			if committed {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("group %s not caught up within %s", group, limit)
-}
-
-type pipeResult struct {
-	rate, cpu, rssMiB float64
-	split             map[string]float64
-	batches           []consumer.BatchInfo // each batch profiled wrote
-}
-
-// readBatches reads the batches profiled wrote to its batch log.
-func readBatches(path string) ([]consumer.BatchInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []consumer.BatchInfo
-	dec := json.NewDecoder(f)
-	for {
-		var b consumer.BatchInfo
-		if err := dec.Decode(&b); err == io.EOF {
-			return out, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("batch log %s: %w", path, err)
-		}
-		out = append(out, b)
-	}
-}
-
-func pipeline(ctx context.Context, s settings, conn kafkaconn.Config, topic, prefix, group string) (pipeResult, error) {
-	kafkaPid, redisPid := servicePids(ctx, s)
-	k0, r0 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
-	start := time.Now()
-	dir, err := os.MkdirTemp("", "profilebench-")
-	if err != nil {
-		return pipeResult{}, err
-	}
-	defer os.RemoveAll(dir)
-	batchFile := filepath.Join(dir, "batches.jsonl")
-	p, err := startProfiled(s, topic, group, prefix, batchFile)
-	if err != nil {
-		return pipeResult{}, err
-	}
-	if err := waitCaughtUp(ctx, conn, group, topic, 30*time.Minute); err != nil {
-		p.stop()
-		return pipeResult{}, err
-	}
-	d := time.Since(start)
-	k1, r1 := cpuSeconds(kafkaPid), cpuSeconds(redisPid)
-	cpu, rss := p.stop()
-	batches, err := readBatches(batchFile)
-	if err != nil {
-		logf("the pipeline's batches could not be read back: %v", err)
-	}
-	return pipeResult{rate: float64(s.events) / d.Seconds(), cpu: cpu, rssMiB: rss, split: map[string]float64{
-		"wall": d.Seconds(), "profiled": cpu, "kafka": k1 - k0, "redis": r1 - r0}, batches: batches}, nil
 }
