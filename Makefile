@@ -67,7 +67,15 @@ test-cluster: ## cluster suite: one instance vs three on a Redis Cluster; Cluste
 	cd internal/faults && PROFILED_CLUSTER=1 PROFILED_TEST_BINARY=$(CURDIR)/bin/cluster/profiled \
 		../../bin/cluster/faults.test -test.run '^TestCluster$$' -test.count=1 -test.timeout 20m
 
-bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
+# make bench measures, in one run: the pipeline, raw consume, sink only,
+# the Redis floor (plain HSETs of the same batches' profiles), naive, the
+# latency at 10,000 events/s, and the pipeline again at BENCH_LARGE_USERS
+# (default 1000000) distinct users on BENCH_LARGE_EVENTS (default 300000)
+# records; BENCH_LARGE_USERS=0 skips that run. It writes BENCH_MD (default
+# BENCHMARKS.md), its charts beside it (BENCHMARKS-cpu.svg, -latency.svg,
+# -users.svg) and the JSON summary BENCH_OUT (default bench-out.json): set
+# both for a trial run that must not replace the repository's.
+bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md, its SVG charts and $$BENCH_OUT (BENCH_EVENTS, default 1000000)
 	TESTENV_CLUSTER=0 deploy/testenv.sh $(GO) run ./cmd/profilebench
 
 # The cluster mode of the benchmark: one to three instances on the Redis

@@ -194,21 +194,14 @@ func setAOF(ctx context.Context, rdb *redis.Client, on bool) error {
 	return fmt.Errorf("the single server's append-only file was not written within 2 minutes")
 }
 
-// usedMemory is the used_memory of the single server, or the sum over the
-// Cluster's masters (replicas hold as much again).
-func usedMemory(ctx context.Context, cc *redis.ClusterClient, rdb *redis.Client, cluster bool) (int64, error) {
-	one := func(c *redis.Client) (int64, error) {
-		info, err := c.InfoMap(ctx, "memory").Result()
-		if err != nil {
-			return 0, err
-		}
-		return strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
-	}
+// sumServers adds one's answer over the single server, or over the
+// Cluster's masters.
+func sumServers[T int | int64](ctx context.Context, cc *redis.ClusterClient, rdb *redis.Client, cluster bool, one func(*redis.Client) (T, error)) (T, error) {
 	if !cluster {
 		return one(rdb)
 	}
 	var mu sync.Mutex
-	var sum int64
+	var sum T
 	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		n, err := one(c)
 		mu.Lock()
@@ -219,31 +212,30 @@ func usedMemory(ctx context.Context, cc *redis.ClusterClient, rdb *redis.Client,
 	return sum, err
 }
 
+// usedMemory is the used_memory of the single server, or the sum over the
+// Cluster's masters (replicas hold as much again).
+func usedMemory(ctx context.Context, cc *redis.ClusterClient, rdb *redis.Client, cluster bool) (int64, error) {
+	return sumServers(ctx, cc, rdb, cluster, func(c *redis.Client) (int64, error) {
+		info, err := c.InfoMap(ctx, "memory").Result()
+		if err != nil {
+			return 0, err
+		}
+		return strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+	})
+}
+
 // countProfiles counts the profile hashes under prefix.
 func countProfiles(ctx context.Context, cc *redis.ClusterClient, rdb *redis.Client, cluster bool, prefix string) (int, error) {
-	one := func(c *redis.Client) (int, error) {
+	return sumServers(ctx, cc, rdb, cluster, func(c *redis.Client) (int, error) {
 		n := 0
 		it := c.Scan(ctx, 0, prefix+"profile:{*", 5000).Iterator()
 		for it.Next(ctx) {
-			if strings.HasSuffix(it.Val(), "}") {
+			if keyKind(it.Val()) == "profile" {
 				n++
 			}
 		}
 		return n, it.Err()
-	}
-	if !cluster {
-		return one(rdb)
-	}
-	var mu sync.Mutex
-	total := 0
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		n, err := one(c)
-		mu.Lock()
-		total += n
-		mu.Unlock()
-		return err
 	})
-	return total, err
 }
 
 func writeCluster(s settings, runs []*clusterRun) error {
