@@ -188,6 +188,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 				lingered = false
 				linger.Reset(c.cfg.BatchTime)
 			}
+			c.drain(in, cur)
 		case <-linger.C:
 			lingered = true
 		case send <- cur:
@@ -200,6 +201,21 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 			handOver(stop, cur, out)
 			return
 		case <-stop:
+			return
+		}
+	}
+}
+
+// drain adds the records already waiting in in to b, up to the batch
+// size, without blocking. A receive with a default case is far cheaper
+// than the collector's full select, which the pipeline profile showed at
+// 4% of profiled's CPU when it ran once per record.
+func (c *Consumer) drain(in <-chan kafka.Message, b *batch) {
+	for len(b.recs) < c.cfg.BatchSize {
+		select {
+		case m := <-in:
+			b.add(c.dec, c.ids, m)
+		default:
 			return
 		}
 	}
@@ -281,16 +297,20 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 		}
 	}
 	now := time.Now()
+	// counters are added up per batch: a labelled counter's lookup hashes
+	// its labels, too dear to pay for every record
 	kinds := map[profile.Kind]int{}
+	consumed := map[string]int{}
+	skipped := map[string]int{}
 	for _, r := range b.recs {
 		tp := topicPartition{r.msg.Topic, r.msg.Partition}
-		c.m.consumed.WithLabelValues(tp.topic).Inc()
+		consumed[tp.topic]++
 		w.next[tp] = r.msg.Offset + 1
 		w.hwm[tp] = r.msg.HighWaterMark
 		switch {
 		case r.rej != nil:
 		case r.ev.Kind == profile.KindIgnored:
-			c.m.skipped.WithLabelValues(r.ev.SkipReason).Inc()
+			skipped[r.ev.SkipReason]++
 		default:
 			kinds[r.ev.Kind]++
 			c.m.eventLag.Observe(float64(now.UnixMilli()-r.ev.Time) / 1000)
@@ -301,6 +321,12 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 	}
 	for k, n := range kinds {
 		c.m.applied.WithLabelValues(k.String()).Add(float64(n))
+	}
+	for topic, n := range consumed {
+		c.m.consumed.WithLabelValues(topic).Add(float64(n))
+	}
+	for reason, n := range skipped {
+		c.m.skipped.WithLabelValues(reason).Add(float64(n))
 	}
 	if e := c.log.Debug(); e.Enabled() {
 		e.Int("records", len(b.recs)).Int("profiles", len(b.order)).Int("dead", len(b.dead)).

@@ -161,6 +161,11 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	if ev.Kind == KindAlias {
 		return ev, nil // an alias sets no field
 	}
+	if userOK || anonOK {
+		// room for the identity and the usual context fields, grown once
+		// rather than at 1, 2 and 4 (growslice showed in the pipeline profile)
+		ev.Fields = make([]Field, 0, 8)
+	}
 	if userOK {
 		ev.Fields = append(ev.Fields, Field{FieldCustomerID, userID})
 	}

@@ -67,9 +67,9 @@ func slowEnvelope(value []byte) (*envelope, error) {
 		PreviousID: top["previousId"], MessageID: top["messageId"], Timestamp: top["timestamp"],
 		OriginalTimestamp: top["originalTimestamp"], ReceivedAt: top["receivedAt"], Traits: top["traits"],
 	}
-	if ctx := objectOf(top["context"]); ctx != nil {
+	if ctx := objectOfJSON(top["context"]); ctx != nil {
 		env.Context = &contextEnvelope{Traits: ctx["traits"], Timezone: ctx["timezone"]}
-		if loc := objectOf(ctx["location"]); loc != nil {
+		if loc := objectOfJSON(ctx["location"]); loc != nil {
 			env.Context.Location = &locationEnvelope{City: loc["city"], Country: loc["country"],
 				Latitude: loc["latitude"], Longitude: loc["longitude"]}
 		}

@@ -73,6 +73,7 @@ func TestStringOfMatchesEncodingJSON(t *testing.T) {
 // input.
 func checkEnvelope(t *testing.T, value []byte) {
 	t.Helper()
+	checkObject(t, value)
 	got, exact := scanEnvelope(value)
 	if !exact {
 		return // slowEnvelope decides
@@ -248,5 +249,38 @@ func TestEnvelopeReadsPreviousID(t *testing.T) {
 			t.Errorf("%s: previousId %s, %v", v, env.PreviousID, err)
 		}
 		checkEnvelope(t, []byte(v))
+	}
+}
+
+// checkObject compares objectOf's scanner path with encoding/json's on
+// value, whenever the scanner decides.
+func checkObject(t *testing.T, value []byte) {
+	t.Helper()
+	got, ok := scanObject(value)
+	if !ok {
+		return // objectOfJSON decides
+	}
+	want := objectOfJSON(value)
+	if want == nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("scanObject(%q) = %q; encoding/json gives %q", value, got, want)
+	}
+}
+
+func TestScanObjectMatchesReference(t *testing.T) {
+	decided := []string{`{}`, `{"a":1}`, `{"a":1,"a":"x"}`, `{"a" : {"b":[1,2]} , "c":null} `, `{"é":"\u00e9"}`}
+	for _, v := range decided {
+		if _, ok := scanObject([]byte(v)); !ok {
+			t.Errorf("scanObject does not decide %q", v)
+		}
+		checkObject(t, []byte(v))
+	}
+	undecided := []string{`{"\u0061":1}`, "{\"\xff\":1}", `{"a":1}x`, `{"a":}`, `{"a":1`, `[1]`, `"s"`, `null`, ``, ` {"a":1}`}
+	for _, v := range undecided {
+		if _, ok := scanObject([]byte(v)); ok {
+			t.Errorf("scanObject decides %q; encoding/json must", v)
+		}
+		if got, want := objectOf([]byte(v)), objectOfJSON([]byte(v)); !reflect.DeepEqual(got, want) {
+			t.Errorf("objectOf(%q) = %q, want %q", v, got, want)
+		}
 	}
 }

@@ -198,6 +198,40 @@ func objectOf(raw json.RawMessage) map[string]json.RawMessage {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil
 	}
+	if m, ok := scanObject(raw); ok {
+		return m
+	}
+	return objectOfJSON(raw)
+}
+
+// scanObject is objectOf in one pass of the envelope scanner, without
+// encoding/json's reflection and copies; the values are sub-slices of raw.
+// ok is false when encoding/json could decide differently — a name with
+// an escape sequence or invalid UTF-8 (which encoding/json unescapes or
+// replaces), nesting too deep, an invalid or trailing value — and then
+// objectOfJSON decides. Duplicate names: the last wins, as in encoding/json.
+func scanObject(raw []byte) (map[string]json.RawMessage, bool) {
+	s := scanner{v: raw}
+	m := map[string]json.RawMessage{}
+	ok := s.object(func(name, v []byte) {
+		if !utf8.Valid(name) {
+			s.punt = true
+			return
+		}
+		m[string(name)] = v
+	})
+	if !ok || s.punt {
+		return nil, false
+	}
+	s.space()
+	return m, s.i == len(s.v)
+}
+
+// objectOfJSON is objectOf through encoding/json: the reference.
+func objectOfJSON(raw json.RawMessage) map[string]json.RawMessage {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil
+	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(raw, &m) != nil {
 		return nil
