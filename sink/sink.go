@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -150,6 +151,8 @@ type Sink struct {
 	// 3 fold, 4 finish); an error it returns ends the batch there, as a
 	// crash would. Tests use it.
 	step func(n int) error
+	// hdr holds the last shared script arguments (see headerAt)
+	hdr atomic.Pointer[header]
 }
 
 func (s *Sink) after(n int) error {
@@ -506,20 +509,64 @@ func asUser(u *profile.Update, owner string) *profile.Update {
 	return &c
 }
 
+// header is the part of apply.lua's arguments that every call of one
+// moment shares: the clock and the limits, formatted and boxed once.
+type header struct {
+	ms   int64
+	args [6]any
+}
+
+// headerAt returns the shared arguments at now, reusing the last ones
+// while the millisecond is the same (a batch's calls share one now).
+func (s *Sink) headerAt(now time.Time) *header {
+	ms := now.UnixMilli()
+	if h := s.hdr.Load(); h != nil && h.ms == ms {
+		return h
+	}
+	h := &header{ms: ms, args: [6]any{
+		strconv.FormatInt(ms, 10), profile.FormatTime(ms),
+		strconv.FormatInt(s.cfg.DedupeWindow.Milliseconds(), 10), strconv.Itoa(profile.MaxTraits),
+		strconv.Itoa(s.cfg.MaxDedupeIDs), strconv.Itoa(s.cfg.MaxLinkedIDs),
+	}}
+	s.hdr.Store(h)
+	return h
+}
+
+// smallArgs are the small counts and indexes of the arguments, boxed once.
+var smallArgs = func() (a [256]any) {
+	for i := range a {
+		a[i] = strconv.Itoa(i)
+	}
+	return a
+}()
+
+// intArg is n as a script argument.
+func intArg(n int) any {
+	if n >= 0 && n < len(smallArgs) {
+		return smallArgs[n]
+	}
+	return strconv.Itoa(n)
+}
+
+// modeArgs are the script's modes, boxed once.
+var modeArgs = map[byte]any{'u': "u", 'a': "a", 'r': "r", 'f': "f"}
+
 // argv builds the script arguments of one update (see apply.lua).
 func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) []any {
 	names := u.FieldNames()
 	args := make([]any, 0, 16+3*len(names)+4*len(u.Counts)+len(links))
-	nowMs := now.UnixMilli()
-	args = append(args,
-		strconv.FormatInt(nowMs, 10), profile.FormatTime(nowMs),
-		strconv.FormatInt(s.cfg.DedupeWindow.Milliseconds(), 10), strconv.Itoa(profile.MaxTraits),
-		strconv.Itoa(s.cfg.MaxDedupeIDs), strconv.Itoa(s.cfg.MaxLinkedIDs),
-		string(mode), anon,
-		strconv.Itoa(len(names)))
+	h := s.headerAt(now)
+	args = append(args, h.args[:]...)
+	args = append(args, modeArgs[mode], anon, intArg(len(names)))
+	// the fields of one event share its time: format each time once
+	var lastT int64
+	var lastText any
 	for _, n := range names {
 		f := u.Fields[n]
-		args = append(args, n, f.Value, strconv.FormatInt(f.Time, 10))
+		if lastText == nil || f.Time != lastT {
+			lastT, lastText = f.Time, strconv.FormatInt(f.Time, 10)
+		}
+		args = append(args, n, f.Value, lastText)
 	}
 	if u.First.IsZero() {
 		args = append(args, "0", "", "", "0", "", "")
@@ -531,33 +578,38 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 	// the script wants the counts by (source, offset); sort a copy, not
 	// the caller's slice
 	counts := u.Counts
-	if !sort.SliceIsSorted(counts, func(i, j int) bool { return countLess(counts[i], counts[j]) }) {
-		counts = append([]profile.Count(nil), counts...)
-		sort.SliceStable(counts, func(i, j int) bool { return countLess(counts[i], counts[j]) })
-	}
-	var sources []string
+	nsrc := 0
 	for i, c := range counts {
-		if i == 0 || c.Source != counts[i-1].Source {
-			sources = append(sources, c.Source)
+		if i > 0 && countLess(c, counts[i-1]) {
+			counts = append([]profile.Count(nil), u.Counts...)
+			sort.SliceStable(counts, func(i, j int) bool { return countLess(counts[i], counts[j]) })
+			break
 		}
 	}
-	args = append(args, strconv.Itoa(len(sources)))
-	for _, src := range sources {
-		args = append(args, src)
+	for i, c := range counts {
+		if i == 0 || c.Source != counts[i-1].Source {
+			nsrc++
+		}
 	}
-	args = append(args, strconv.Itoa(len(counts)))
+	args = append(args, intArg(nsrc))
+	for i, c := range counts {
+		if i == 0 || c.Source != counts[i-1].Source {
+			args = append(args, c.Source)
+		}
+	}
+	args = append(args, intArg(len(counts)))
 	si := 0
 	for i, c := range counts {
 		if i > 0 && c.Source != counts[i-1].Source {
 			si++
 		}
-		ch := "w"
+		var ch any = "w"
 		if c.Kind == profile.KindAppLaunch {
 			ch = "a"
 		}
-		args = append(args, ch, strconv.Itoa(si+1), strconv.FormatInt(c.Offset, 10), c.MessageID)
+		args = append(args, ch, intArg(si+1), strconv.FormatInt(c.Offset, 10), c.MessageID)
 	}
-	args = append(args, strconv.Itoa(len(links)))
+	args = append(args, intArg(len(links)))
 	for _, a := range links {
 		args = append(args, a)
 	}
