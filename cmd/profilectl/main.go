@@ -43,6 +43,7 @@ Exit status: 0 done, 1 failed (e.g. Redis unreachable), 2 bad arguments.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	tuneGC(os.Getenv)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
 	stop()
 	var ue usageError

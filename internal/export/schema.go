@@ -203,34 +203,10 @@ func (p Profile) record() (r record, bad int) {
 		return sp
 	}
 	ts := func(name string) *time.Time {
-		v, ok := p.Fields[name]
-		if !ok {
-			return nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			bad++
-			return nil
-		}
-		tp := &back.t[back.nt]
-		back.nt++
-		*tp = t.UTC()
-		return tp
+		return parsed(p.Fields, name, parseTime, back.t[:], &back.nt, &bad)
 	}
 	num := func(name string) *float64 {
-		v, ok := p.Fields[name]
-		if !ok {
-			return nil
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			bad++
-			return nil
-		}
-		fp := &back.f[back.nf]
-		back.nf++
-		*fp = f
-		return fp
+		return parsed(p.Fields, name, parseNumber, back.f[:], &back.nf, &bad)
 	}
 	cnt := func(name string) int64 {
 		n, ok := p.counter(name)
@@ -275,6 +251,32 @@ func (p Profile) record() (r record, bad int) {
 	}
 	return r, bad
 }
+
+// parsed parses the field name of fields with parse into the next free
+// slot of slots (*used counts the slots taken): nil when the field is
+// absent, and nil with *bad counted when it does not parse.
+func parsed[T any](fields map[string]string, name string, parse func(string) (T, error), slots []T, used, bad *int) *T {
+	v, ok := fields[name]
+	if !ok {
+		return nil
+	}
+	x, err := parse(v)
+	if err != nil {
+		*bad++
+		return nil
+	}
+	sp := &slots[*used]
+	*used++
+	*sp = x
+	return sp
+}
+
+func parseTime(v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	return t.UTC(), err
+}
+
+func parseNumber(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
 
 // csvValue is the CSV cell of column c: the stored text (times, numbers
 // and dates exactly as stored), empty when absent; counters 0 when
