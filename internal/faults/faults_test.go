@@ -55,12 +55,7 @@ func TestFaults(t *testing.T) {
 		su.n = v
 	}
 	defer watchdog(t)()
-	b, err := startBroker(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.stop)
-	su.broker, su.admin = b, newAdmin(b.addr)
+	b := su.useBroker(t)
 	fmt.Printf("faults: seed %d (PROFILED_FAULTS_SEED), %d records per scenario, broker %s\n", su.seed, su.n, b.addr)
 
 	for i, sc := range []struct {

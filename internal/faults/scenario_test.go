@@ -476,24 +476,41 @@ func readProfiles(rdb *redis.Client) (map[string]map[string]string, error) {
 		return nil, err
 	}
 	out := make(map[string]map[string]string, len(keys))
+	if err := inPipelines(ctx, rdb, keys, hgetAll(ctx), func(k string, c *redis.MapStringStringCmd) {
+		out[strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}")] = c.Val()
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// inPipelines sends one command per key, made by send, through rdb's
+// pipelines, 1,000 keys to one, and hands each key with its answered
+// command to got. It goes through every key and returns the first
+// pipeline's error, which is that of its first failed command.
+func inPipelines[C redis.Cmder](ctx context.Context, rdb *redis.Client, keys []string, send func(p redis.Pipeliner, key string) C, got func(key string, c C)) error {
+	var first error
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), 1000)]
 		keys = keys[len(chunk):]
-		cmds := make([]*redis.MapStringStringCmd, len(chunk))
+		cmds := make([]C, len(chunk))
 		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range chunk {
-				cmds[i] = p.HGetAll(ctx, k)
+				cmds[i] = send(p, k)
 			}
 			return nil
-		}); err != nil {
-			return nil, err
+		}); err != nil && first == nil {
+			first = err
 		}
 		for i, k := range chunk {
-			id := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}")
-			out[id] = cmds[i].Val()
+			got(k, cmds[i])
 		}
 	}
-	return out, nil
+	return first
+}
+
+func hgetAll(ctx context.Context) func(redis.Pipeliner, string) *redis.MapStringStringCmd {
+	return func(p redis.Pipeliner, k string) *redis.MapStringStringCmd { return p.HGetAll(ctx, k) }
 }
 
 // readLinks returns every profile:{X}:link (X -> its value; X is anon:A
@@ -516,48 +533,26 @@ func readLinks(rdb *redis.Client) (owner map[string]string, of map[string]map[st
 	if err != nil {
 		return nil, nil, err
 	}
-	for len(one) > 0 {
-		chunk := one[:min(len(one), 1000)]
-		one = one[len(chunk):]
-		cmds := make([]*redis.StringCmd, len(chunk))
-		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range chunk {
-				cmds[i] = p.Get(ctx, k)
-			}
-			return nil
-		})
-		for i, k := range chunk {
-			x := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:link")
-			v, err := cmds[i].Result()
-			if err != nil {
-				v = "<" + err.Error() + ">"
-			}
-			owner[x] = v
+	get := func(p redis.Pipeliner, k string) *redis.StringCmd { return p.Get(ctx, k) }
+	// a command's error is reported as the key's value: the pipeline's is none
+	_ = inPipelines(ctx, rdb, one, get, func(k string, c *redis.StringCmd) {
+		v, err := c.Result()
+		if err != nil {
+			v = "<" + err.Error() + ">"
 		}
-	}
+		owner[strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:link")] = v
+	})
 	many, err := scan("profile:{*}:links")
 	if err != nil {
 		return nil, nil, err
 	}
-	for len(many) > 0 {
-		chunk := many[:min(len(many), 1000)]
-		many = many[len(chunk):]
-		cmds := make([]*redis.MapStringStringCmd, len(chunk))
-		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range chunk {
-				cmds[i] = p.HGetAll(ctx, k)
-			}
-			return nil
-		})
-		for i, k := range chunk {
-			u := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:links")
-			h, err := cmds[i].Result()
-			if err != nil {
-				h = map[string]string{"<" + err.Error() + ">": ""}
-			}
-			of[u] = h
+	_ = inPipelines(ctx, rdb, many, hgetAll(ctx), func(k string, c *redis.MapStringStringCmd) {
+		h, err := c.Result()
+		if err != nil {
+			h = map[string]string{"<" + err.Error() + ">": ""}
 		}
-	}
+		of[strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:links")] = h
+	})
 	return owner, of, ctx.Err()
 }
 

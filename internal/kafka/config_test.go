@@ -21,6 +21,14 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+func TestDialTimeoutDefault(t *testing.T) {
+	d, _ := Config{Brokers: []string{"b:1"}}.Dialer()
+	tr, _ := Config{Brokers: []string{"b:1"}, DialTimeout: 3 * time.Second}.Transport()
+	if d.Timeout != DefaultDialTimeout || tr.DialTimeout != 3*time.Second {
+		t.Errorf("dialer %s, transport %s", d.Timeout, tr.DialTimeout)
+	}
+}
+
 // TestSASLMapping checks that each mechanism name reaches both client
 // libraries as that mechanism, from the one table.
 func TestSASLMapping(t *testing.T) {
@@ -70,14 +78,6 @@ func TestSASLMapping(t *testing.T) {
 		if m.kafkaGo == nil || m.franz == nil {
 			t.Errorf("%s lacks a client", name)
 		}
-	}
-}
-
-func TestDialTimeoutDefault(t *testing.T) {
-	d, _ := Config{Brokers: []string{"b:1"}}.Dialer()
-	tr, _ := Config{Brokers: []string{"b:1"}, DialTimeout: 3 * time.Second}.Transport()
-	if d.Timeout != DefaultDialTimeout || tr.DialTimeout != 3*time.Second {
-		t.Errorf("dialer %s, transport %s", d.Timeout, tr.DialTimeout)
 	}
 }
 
