@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/profiled/profiled/profile"
 )
 
 // Unit tests of the stream generator and the reference model's links.
@@ -180,7 +182,7 @@ func handRec(seq int, kind, user, anon string, at string, msgID string, fields .
 
 // TestModelLinks: hand-written journeys and what the contract says of them.
 func TestModelLinks(t *testing.T) {
-	dead := func(r *rec) *rec { r.out, r.reason = dead, reasonBadTimestamp; return r }
+	dead := func(r *rec) *rec { r.out, r.reason = dead, profile.ReasonBadTimestamp; return r }
 	skip := func(r *rec) *rec { r.out = skipped; return r }
 	for _, tc := range []struct {
 		name  string

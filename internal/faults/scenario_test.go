@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/profiled/profiled/internal/testenv"
+	"github.com/profiled/profiled/profile"
 )
 
 // Dead-letter headers (contract section 7).
@@ -116,7 +117,7 @@ func (su *suite) newScenario(t *testing.T, name string, idx int) *scenario {
 		if dups*50 < n {
 			t.Errorf("%d producer duplicates in %d records: below 2%%", dups, n)
 		}
-		for _, r := range reasons {
+		for _, r := range profile.RejectReasons {
 			if deadBy[r]*100 < n {
 				t.Errorf("%d records rejected as %s in %d: below 1%%", deadBy[r], r, n)
 			}
