@@ -228,18 +228,7 @@ func (g *generator) rawEventSent(raw map[string]string, m map[string]any, user, 
 	} else {
 		ev.msgID, _ = m["messageId"].(string)
 	}
-	ev.id = uid
-	if uid == "" {
-		ev.id = "anon:" + aid
-	}
-	if kind != "alias" {
-		if uid != "" {
-			ev.fields = append(ev.fields, fv{"customer_id", uid})
-		}
-		if aid != "" {
-			ev.fields = append(ev.fields, fv{"anonymous_id", aid})
-		}
-	}
+	ev.identify()
 	g.add(&rec{key: g.key(ev), value: value, ts: g.now, out: applied, ev: ev})
 }
 

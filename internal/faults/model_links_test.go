@@ -162,19 +162,8 @@ func handRec(seq int, kind, user, anon string, at string, msgID string, fields .
 		panic(err)
 	}
 	e := &event{kind: kind, user: user, anon: anon, ms: ms.UnixMilli(), msgID: msgID}
-	switch {
-	case user != "":
-		e.id = user
-	default:
-		e.id = "anon:" + anon
-	}
+	e.identify()
 	if kind != "alias" {
-		if user != "" {
-			e.fields = append(e.fields, fv{"customer_id", user})
-		}
-		if anon != "" {
-			e.fields = append(e.fields, fv{"anonymous_id", anon})
-		}
 		e.fields = append(e.fields, fields...)
 	}
 	return &rec{seq: seq, out: applied, ev: e}

@@ -75,6 +75,24 @@ type event struct {
 
 type fv struct{ name, value string }
 
+// identify sets e's profile id (its user, else anon: and its anonymous id)
+// and, but for an alias, adds the id fields the record stores.
+func (e *event) identify() {
+	e.id = e.user
+	if e.user == "" {
+		e.id = "anon:" + e.anon
+	}
+	if e.kind == "alias" {
+		return
+	}
+	if e.user != "" {
+		e.fields = append(e.fields, fv{"customer_id", e.user})
+	}
+	if e.anon != "" {
+		e.fields = append(e.fields, fv{"anonymous_id", e.anon})
+	}
+}
+
 // stream is the generated records and the values that must never be
 // stored anywhere (dropped fields).
 type stream struct {
