@@ -148,6 +148,15 @@ func (s *scenario) note(format string, args ...any) {
 	s.notes = append(s.notes, fmt.Sprintf(format, args...))
 }
 
+// running launches a fleet (see launch) and starts n instances of it.
+func (s *scenario) running(n int, redisURL string, extra ...string) *fleet {
+	f := s.launch(redisURL, extra...)
+	for range n {
+		f.start(s.t)
+	}
+	return f
+}
+
 // marks returns k progress fractions in [lo, hi], sorted: the moments of
 // the faults, in committed records.
 func (s *scenario) marks(k int, lo, hi float64) []float64 {
@@ -157,6 +166,16 @@ func (s *scenario) marks(k int, lo, hi float64) []float64 {
 	}
 	sort.Float64s(m)
 	return m
+}
+
+// atMarks runs fault(0) to fault(k-1) at k marks in [lo, hi], each once
+// that share of the records is committed and then up to a second later.
+func (s *scenario) atMarks(k int, lo, hi float64, fault func(i int)) {
+	for i, m := range s.marks(k, lo, hi) {
+		s.waitProgress(m, 3*time.Minute)
+		s.jitter(time.Second)
+		fault(i)
+	}
 }
 
 // jitter sleeps a random time below d: a fault lands at a random moment,
