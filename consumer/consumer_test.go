@@ -21,18 +21,8 @@ import (
 // once and committed. The real-services version is e2e.TestRedisOutage.
 func TestNothingCommittedWhileStoreFails(t *testing.T) {
 	f := newFixture(t, 3)
-	brokers, conn, store := f.brokers, f.conn, f.store
-
-	var lines []string
-	for i := 0; i < 300; i++ {
-		lines = append(lines, fmt.Sprintf(`{"type":"track","event":"App Launched","userId":"u%d","messageId":"m%d","timestamp":"%s"}`,
-			i%30, i, time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)))
-	}
-	w := feed.NewWriter(brokers, "events", nil)
-	if _, err := feed.Lines(context.Background(), w, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
+	conn, store := f.conn, f.store
+	f.produceLaunches(t, 300, 30)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c := f.consumer(t, ctx, consumer.Config{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})

@@ -2,7 +2,9 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/profiled/profiled/consumer"
+	"github.com/profiled/profiled/internal/feed"
 	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/profile"
@@ -29,6 +32,22 @@ func newFixture(t *testing.T, partitions int) *fixture {
 	t.Helper()
 	s := testenv.InProcess(t, map[string]int{"events": partitions, "dlq": 1})
 	return &fixture{brokers: s.Brokers, conn: s.Kafka, store: newFakeStore(), reg: prometheus.NewRegistry()}
+}
+
+// produceLaunches writes n App Launched events, a minute old, of the users
+// u0 to u<users-1> in turn, with the message ids m0 to m<n-1>, to "events".
+func (f *fixture) produceLaunches(t *testing.T, n, users int) {
+	t.Helper()
+	var lines []string
+	for i := range n {
+		lines = append(lines, fmt.Sprintf(`{"type":"track","event":"App Launched","userId":"u%d","messageId":"m%d","timestamp":"%s"}`,
+			i%users, i, time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)))
+	}
+	w := feed.NewWriter(f.brokers, "events", nil)
+	defer w.Close()
+	if _, err := feed.Lines(context.Background(), w, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // consumer prepares a consumer of "events" in group "g" that dead-letters

@@ -38,10 +38,9 @@
 #                    its base images (default: the local stand-ins above)
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+# shellcheck source=deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # log, die, SCRIPT_DIR, REPO_ROOT, KAFKA_VERSION, ...
 
-KAFKA_VERSION="4.1.1"
 SUITE="${DEBIAN_SUITE:-bookworm}"
 GO_VERSION="$(go env GOVERSION 2>/dev/null | sed 's/^go//')"
 
@@ -55,9 +54,6 @@ RUNTIME_IMAGE="local/distroless-static:nonroot"
 PROFILED_IMAGE="${PROFILED_IMAGE:-profiled:dev}"
 PROFILED_GO_IMAGE="${PROFILED_GO_IMAGE:-$GO_IMAGE}"
 PROFILED_RUNTIME_IMAGE="${PROFILED_RUNTIME_IMAGE:-$RUNTIME_IMAGE}"
-
-log() { echo "images.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # timed NAME CMD...: run CMD and log how long it took.
 timed() {

@@ -23,12 +23,10 @@
 #                           concurrent cycles from 35% occupancy)
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+# shellcheck source=deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # log, die, SCRIPT_DIR, REPO_ROOT, KAFKA_VERSION, ...
 KAFKA_DEPLOY_DIR="$REPO_ROOT/deploy/kafka"
 
-KAFKA_VERSION="4.1.1"
-CACHE_DIR="${PROFILED_CACHE:-$HOME/.cache/profiled}"
 KAFKA_HOME_DIR="$CACHE_DIR/kafka-$KAFKA_VERSION"
 LIBS_DIR="$KAFKA_HOME_DIR/libs"
 LIBS_MARKER="$KAFKA_HOME_DIR/.libs-complete"
@@ -49,9 +47,6 @@ if [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]]; then
 else
     JAVA="java"
 fi
-
-log() { echo "kafka.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # Identifies the current contents of deploy/kafka/pom.xml, so that a changed
 # pom invalidates the cached jars.
@@ -107,29 +102,15 @@ random_cluster_id() {
     die "could not generate a cluster id"
 }
 
-# port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
-port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
-
 # is_our_kafka PID DATADIR: PID is alive and is a kafka.Kafka JVM for DATADIR.
 is_our_kafka() {
-    local pid="$1" dir="$2" cmdline
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+    local dir="$2" cmdline
+    cmdline="$(cmdline_of "$1")" || return 1
     [[ "$cmdline" == *kafka.Kafka* && "$cmdline" == *"$dir/server.properties"* ]]
 }
 
 # The data dir that stop/status act on.
-resolve_data_dir() {
-    if [[ -n "${KAFKA_DATA_DIR:-}" ]]; then
-        # Canonical form, as `start` recorded it.
-        (cd "$KAFKA_DATA_DIR" 2>/dev/null && pwd) || echo "$KAFKA_DATA_DIR"
-    elif [[ -f "$CURRENT_FILE" ]]; then
-        cat "$CURRENT_FILE"
-    fi
-}
+resolve_data_dir() { recorded_data_dir KAFKA_DATA_DIR; }
 
 write_server_properties() {
     local dir="$1"
@@ -168,7 +149,7 @@ EOF
 cmd_start() {
     libs_complete || cmd_fetch
 
-    local dir current created=0
+    local dir current
     current="$(cat "$CURRENT_FILE" 2>/dev/null || true)"
     if [[ -n "$current" && -f "$current/kafka.pid" ]] && is_our_kafka "$(cat "$current/kafka.pid")" "$current"; then
         if [[ -z "${KAFKA_DATA_DIR:-}" || "$KAFKA_DATA_DIR" == "$current" ]]; then
@@ -182,21 +163,7 @@ cmd_start() {
         die "port 127.0.0.1:$KAFKA_CONTROLLER_PORT is already in use (set KAFKA_CONTROLLER_PORT)"
     fi
 
-    if [[ -n "${KAFKA_DATA_DIR:-}" ]]; then
-        dir="$KAFKA_DATA_DIR"
-        if [[ -e "$dir" ]]; then
-            [[ -d "$dir" ]] || die "KAFKA_DATA_DIR=$dir is not a directory"
-            [[ -z "$(ls -A "$dir")" ]] || die "KAFKA_DATA_DIR=$dir is not empty (start needs a fresh dir)"
-        else
-            mkdir -p "$dir"
-            created=1
-        fi
-    else
-        dir="$(mktemp -d -t profiled-kafka.XXXXXX)"
-        created=1
-    fi
-    dir="$(cd "$dir" && pwd)"
-    [[ "$created" == 1 ]] && : >"$dir/.created-by-kafka-sh"
+    dir="$(fresh_data_dir KAFKA_DATA_DIR kafka)"
     mkdir -p "$dir/data" "$dir/logs"
     write_server_properties "$dir"
 
@@ -284,9 +251,7 @@ cmd_stop_dir() {
     if [[ -f "$dir/.created-by-kafka-sh" ]]; then
         rm -rf "$dir"
     fi
-    if [[ -f "$CURRENT_FILE" && "$(cat "$CURRENT_FILE")" == "$dir" ]]; then
-        rm -f "$CURRENT_FILE"
-    fi
+    forget "$dir"
 }
 
 # terminate_broker DIR: stop the broker whose pid file is in DIR (TERM, then
@@ -295,20 +260,7 @@ terminate_broker() {
     local dir="$1" pid=""
     [[ -f "$dir/kafka.pid" ]] && pid="$(cat "$dir/kafka.pid")"
     if [[ -n "$pid" ]] && is_our_kafka "$pid" "$dir"; then
-        log "stopping broker pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + STOP_TIMEOUT))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "broker pid $pid still alive after ${STOP_TIMEOUT}s, sending KILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-        fi
+        terminate "$pid" broker
     else
         log "no running broker for data dir $dir"
     fi
@@ -340,20 +292,7 @@ cmd_restart() {
     launch_broker "$dir" keep
 }
 
-cmd_stop() {
-    local dir
-    dir="$(resolve_data_dir)"
-    if [[ -z "$dir" ]]; then
-        log "nothing to stop"
-        return 0
-    fi
-    if [[ ! -d "$dir" ]]; then
-        log "data dir $dir is gone; nothing to stop"
-        [[ -f "$CURRENT_FILE" && "$(cat "$CURRENT_FILE")" == "$dir" ]] && rm -f "$CURRENT_FILE"
-        return 0
-    fi
-    cmd_stop_dir "$dir"
-}
+cmd_stop() { cmd_stop_via cmd_stop_dir; }
 
 cmd_status() {
     local dir pid

@@ -26,32 +26,15 @@
 #   REDIS_START_TIMEOUT         seconds to wait (default 30)
 set -euo pipefail
 
-CACHE_DIR="${PROFILED_CACHE:-$HOME/.cache/profiled}"
+# shellcheck source=deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 CURRENT_FILE="$CACHE_DIR/redis-cluster.current"
 BASE_PORT="${REDIS_CLUSTER_PORT:-17100}"
 NODES=6
 TIMEOUT="${REDIS_START_TIMEOUT:-30}"
 
-log() { echo "redis-cluster.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-ensure_installed() {
-    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
-        return 0
-    fi
-    [[ "$(id -u)" == 0 ]] || die "redis-server is not installed (install the redis-server and redis-tools packages)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
-    apt-get install -y -q --no-install-recommends redis-server redis-tools >&2
-}
-
-data_dir() {
-    if [[ -n "${REDIS_CLUSTER_DATA_DIR:-}" ]]; then
-        echo "$REDIS_CLUSTER_DATA_DIR"
-    elif [[ -f "$CURRENT_FILE" ]]; then
-        cat "$CURRENT_FILE"
-    fi
-}
+data_dir() { recorded_data_dir REDIS_CLUSTER_DATA_DIR; }
 
 ports_of() { # the ports recorded in a data dir
     local dir="$1"
@@ -70,14 +53,15 @@ start_node() { # dir port: one node on its own data dir (nodes.conf, AOF)
 }
 
 start() {
-    ensure_installed
+    ensure_redis redis-server redis-tools
     local dir="${REDIS_CLUSTER_DATA_DIR:-}"
     [[ -n "$dir" ]] || dir="$(mktemp -d -t profiled-redis-cluster.XXXXXX)"
     mkdir -p "$dir" "$CACHE_DIR"
+    dir="$(cd "$dir" && pwd)" # canonical, as data_dir names it
     local ports=() addrs=()
     for ((i = 0; i < NODES; i++)); do
         local port=$((BASE_PORT + i))
-        if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+        if port_open "$port"; then
             die "port 127.0.0.1:$port is already in use (set REDIS_CLUSTER_PORT)"
         fi
         ports+=("$port")
@@ -113,17 +97,10 @@ stop() {
     dir="$(data_dir)"
     [[ -n "$dir" && -d "$dir" ]] || { log "no cluster recorded"; return 0; }
     for port in $(ports_of "$dir"); do
-        local pidfile="$dir/$port/redis.pid"
-        [[ -f "$pidfile" ]] || continue
-        local pid
-        pid="$(cat "$pidfile")"
-        if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$port"; then
-            kill "$pid"
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        fi
+        stop_redis "$dir/$port/redis.pid" redis-server "$port"
     done
     rm -rf "$dir"
-    [[ "$(cat "$CURRENT_FILE" 2>/dev/null)" != "$dir" ]] || rm -f "$CURRENT_FILE"
+    forget "$dir"
     log "stopped"
 }
 
@@ -133,12 +110,8 @@ status() {
     [[ -n "$dir" && -d "$dir" ]] || { echo "not running"; return 1; }
     local rc=0
     for port in $(ports_of "$dir"); do
-        if redis-cli -p "$port" ping >/dev/null 2>&1; then
-            echo "127.0.0.1:$port $(redis-cli -p "$port" role | head -1) $(redis-cli -p "$port" cluster info | grep cluster_state | tr -d '\r')"
-        else
-            echo "127.0.0.1:$port down"
-            rc=1
-        fi
+        ping_or_down "$port" || { rc=1; continue; }
+        echo "127.0.0.1:$port $(redis-cli -p "$port" role | head -1) $(redis-cli -p "$port" cluster info | grep cluster_state | tr -d '\r')"
     done
     return "$rc"
 }
@@ -152,15 +125,9 @@ node_dir() { # port: the node's directory in the recorded cluster
 }
 
 kill_node() {
-    local dir pid
+    local dir
     dir="$(node_dir "$1")"
-    pid="$(cat "$dir/$1/redis.pid" 2>/dev/null)" || die "node $1 has no pid file"
-    kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$1" ||
-        die "node $1 is not running"
-    kill -9 "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$dir/$1/redis.pid"
-    log "node $1 killed"
+    kill_redis "$dir" "$1" node
 }
 
 restart_node() {

@@ -33,33 +33,15 @@
 #   REDIS_START_TIMEOUT         seconds to wait (default 30)
 set -euo pipefail
 
-CACHE_DIR="${PROFILED_CACHE:-$HOME/.cache/profiled}"
+# shellcheck source=deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 CURRENT_FILE="$CACHE_DIR/redis-sentinel.current"
 BASE_PORT="${REDIS_SENTINEL_PORT:-17400}"
 MASTER_NAME=profiled
 TIMEOUT="${REDIS_START_TIMEOUT:-30}"
 
-log() { echo "redis-sentinel.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-ensure_installed() {
-    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-sentinel >/dev/null; then
-        return 0
-    fi
-    [[ "$(id -u)" == 0 ]] || die "redis-sentinel is not installed (install the redis-server, redis-tools and redis-sentinel packages)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
-    apt-get install -y -q --no-install-recommends redis-server redis-tools redis-sentinel >&2
-    # the package starts a system-wide sentinel on 26379; this script runs its own
-}
-
-data_dir() {
-    if [[ -n "${REDIS_SENTINEL_DATA_DIR:-}" ]]; then
-        echo "$REDIS_SENTINEL_DATA_DIR"
-    elif [[ -f "$CURRENT_FILE" ]]; then
-        cat "$CURRENT_FILE"
-    fi
-}
+data_dir() { recorded_data_dir REDIS_SENTINEL_DATA_DIR; }
 
 wait_until() { # what, command...: poll until the command succeeds
     local what="$1"
@@ -113,14 +95,16 @@ knows_all() { # sentinel port: it names the master and sees 2 replicas and 2 oth
 }
 
 start() {
-    ensure_installed
+    # the package starts a system-wide sentinel on 26379; this script runs its own
+    ensure_redis redis-server redis-tools redis-sentinel
     local dir="${REDIS_SENTINEL_DATA_DIR:-}"
     [[ -n "$dir" ]] || dir="$(mktemp -d -t profiled-redis-sentinel.XXXXXX)"
     mkdir -p "$dir" "$CACHE_DIR"
+    dir="$(cd "$dir" && pwd)" # canonical, as data_dir names it
     local servers=() sentinels=()
     for ((i = 0; i < 6; i++)); do
         local port=$((BASE_PORT + i))
-        if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+        if port_open "$port"; then
             die "port 127.0.0.1:$port is already in use (set REDIS_SENTINEL_PORT)"
         fi
         if ((i < 3)); then servers+=("$port"); else sentinels+=("$port"); fi
@@ -148,30 +132,19 @@ start() {
     echo "REDIS_SENTINEL_MASTER=$MASTER_NAME"
 }
 
-stop_pid() { # pidfile name port
-    local pidfile="$1" name="$2" port="$3"
-    [[ -f "$pidfile" ]] || return 0
-    local pid
-    pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$name.*:$port"; then
-        kill "$pid"
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-}
-
 stop() {
     local dir
     dir="$(data_dir)"
     [[ -n "$dir" && -d "$dir" ]] || { log "no set-up recorded"; return 0; }
     # sentinels first, so that they start no failover while the servers stop
     for port in $(cat "$dir/sentinels" 2>/dev/null); do
-        stop_pid "$dir/$port/sentinel.pid" redis-sentinel "$port"
+        stop_redis "$dir/$port/sentinel.pid" redis-sentinel "$port"
     done
     for port in $(cat "$dir/servers" 2>/dev/null); do
-        stop_pid "$dir/$port/redis.pid" redis-server "$port"
+        stop_redis "$dir/$port/redis.pid" redis-server "$port"
     done
     rm -rf "$dir"
-    [[ "$(cat "$CURRENT_FILE" 2>/dev/null)" != "$dir" ]] || rm -f "$CURRENT_FILE"
+    forget "$dir"
     log "stopped"
 }
 
@@ -195,20 +168,12 @@ status() {
     [[ -n "$dir" && -d "$dir" ]] || { echo "not running"; return 1; }
     local rc=0
     for port in $(cat "$dir/servers"); do
-        if redis-cli -p "$port" ping >/dev/null 2>&1; then
-            echo "127.0.0.1:$port $(redis-cli -p "$port" role | head -1)"
-        else
-            echo "127.0.0.1:$port down"
-            rc=1
-        fi
+        ping_or_down "$port" || { rc=1; continue; }
+        echo "127.0.0.1:$port $(redis-cli -p "$port" role | head -1)"
     done
     for port in $(cat "$dir/sentinels"); do
-        if redis-cli -p "$port" ping >/dev/null 2>&1; then
-            echo "127.0.0.1:$port sentinel, master $(redis-cli -p "$port" sentinel get-master-addr-by-name "$MASTER_NAME" | paste -sd: -)"
-        else
-            echo "127.0.0.1:$port sentinel down"
-            rc=1
-        fi
+        ping_or_down "$port" sentinel || { rc=1; continue; }
+        echo "127.0.0.1:$port sentinel, master $(redis-cli -p "$port" sentinel get-master-addr-by-name "$MASTER_NAME" | paste -sd: -)"
     done
     return "$rc"
 }
@@ -222,15 +187,9 @@ server_dir() { # port: the set-up's data dir, if port is one of its servers
 }
 
 kill_server() {
-    local dir pid
+    local dir
     dir="$(server_dir "$1")"
-    pid="$(cat "$dir/$1/redis.pid" 2>/dev/null)" || die "redis-server $1 has no pid file"
-    kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$1" ||
-        die "redis-server $1 is not running"
-    kill -9 "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$dir/$1/redis.pid"
-    log "redis-server $1 killed"
+    kill_redis "$dir" "$1" redis-server
 }
 
 restart_server() {

@@ -17,52 +17,29 @@
 # If redis-server is missing and we are root, it is installed with apt-get.
 set -euo pipefail
 
-CACHE_DIR="${PROFILED_CACHE:-$HOME/.cache/profiled}"
+# shellcheck source=deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 CURRENT_FILE="$CACHE_DIR/redis.current"
 REDIS_PORT="${REDIS_PORT:-16379}"
 REDIS_START_TIMEOUT="${REDIS_START_TIMEOUT:-20}"
 STOP_TIMEOUT=10
 
-log() { echo "redis.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-ensure_redis_installed() {
-    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
-        return 0
-    fi
-    [[ "$(id -u)" == 0 ]] || die "redis-server is not installed (install the redis-server package)"
-    command -v apt-get >/dev/null || die "redis-server is not installed and apt-get is unavailable"
-    log "installing redis-server with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
-    apt-get install -y -q --no-install-recommends redis-server redis-tools >&2
-    command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
-}
-
 # is_our_redis PID PORT: PID is alive and is a redis-server on PORT.
 is_our_redis() {
-    local pid="$1" port="$2" cmdline
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+    local port="$2" cmdline
+    cmdline="$(cmdline_of "$1")" || return 1
     [[ "$cmdline" == *redis-server* && "$cmdline" == *":$port"* ]]
 }
 
-resolve_data_dir() {
-    if [[ -n "${REDIS_DATA_DIR:-}" ]]; then
-        # Canonical form, as `start` recorded it.
-        (cd "$REDIS_DATA_DIR" 2>/dev/null && pwd) || echo "$REDIS_DATA_DIR"
-    elif [[ -f "$CURRENT_FILE" ]]; then
-        cat "$CURRENT_FILE"
-    fi
-}
+resolve_data_dir() { recorded_data_dir REDIS_DATA_DIR; }
 
 ping_ok() {
     [[ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == "PONG" ]]
 }
 
 cmd_start() {
-    ensure_redis_installed
+    ensure_redis redis-server redis-tools
 
     local current
     current="$(cat "$CURRENT_FILE" 2>/dev/null || true)"
@@ -72,26 +49,12 @@ cmd_start() {
             die "a redis started by this script is already running (data dir $current); run '$0 stop' first"
         fi
     fi
-    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT" 2>/dev/null; then
+    if port_open "$REDIS_PORT"; then
         die "port 127.0.0.1:$REDIS_PORT is already in use (set REDIS_PORT)"
     fi
 
-    local dir created=0
-    if [[ -n "${REDIS_DATA_DIR:-}" ]]; then
-        dir="$REDIS_DATA_DIR"
-        if [[ -e "$dir" ]]; then
-            [[ -d "$dir" ]] || die "REDIS_DATA_DIR=$dir is not a directory"
-            [[ -z "$(ls -A "$dir")" ]] || die "REDIS_DATA_DIR=$dir is not empty (start needs a fresh dir)"
-        else
-            mkdir -p "$dir"
-            created=1
-        fi
-    else
-        dir="$(mktemp -d -t profiled-redis.XXXXXX)"
-        created=1
-    fi
-    dir="$(cd "$dir" && pwd)"
-    if [[ "$created" == 1 ]]; then : >"$dir/.created-by-redis-sh"; fi
+    local dir
+    dir="$(fresh_data_dir REDIS_DATA_DIR redis)"
     echo "$REDIS_PORT" >"$dir/port"
     mkdir -p "$CACHE_DIR"
     echo "$dir" >"$CURRENT_FILE"
@@ -132,16 +95,7 @@ stop_dir() {
     port="$(cat "$dir/port" 2>/dev/null || true)"
     [[ -f "$dir/redis.pid" ]] && pid="$(cat "$dir/redis.pid")"
     if [[ -n "$pid" && -n "$port" ]] && is_our_redis "$pid" "$port"; then
-        log "stopping redis pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + STOP_TIMEOUT))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "redis pid $pid still alive after ${STOP_TIMEOUT}s, sending KILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        terminate "$pid" redis
     else
         log "no running redis for data dir $dir"
     fi
@@ -149,25 +103,10 @@ stop_dir() {
     if [[ -f "$dir/.created-by-redis-sh" ]]; then
         rm -rf "$dir"
     fi
-    if [[ -f "$CURRENT_FILE" && "$(cat "$CURRENT_FILE")" == "$dir" ]]; then
-        rm -f "$CURRENT_FILE"
-    fi
+    forget "$dir"
 }
 
-cmd_stop() {
-    local dir
-    dir="$(resolve_data_dir)"
-    if [[ -z "$dir" ]]; then
-        log "nothing to stop"
-        return 0
-    fi
-    if [[ ! -d "$dir" ]]; then
-        log "data dir $dir is gone; nothing to stop"
-        if [[ -f "$CURRENT_FILE" && "$(cat "$CURRENT_FILE")" == "$dir" ]]; then rm -f "$CURRENT_FILE"; fi
-        return 0
-    fi
-    stop_dir "$dir"
-}
+cmd_stop() { cmd_stop_via stop_dir; }
 
 cmd_status() {
     local dir pid port

@@ -1,8 +1,9 @@
 package sink
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/profiled/profiled/internal/testenv"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -49,12 +50,6 @@ func TestConfigValidate(t *testing.T) {
 		{"negative replicas", with(func(c *Config) { c.MinReplicas = -1 }), "min replicas:"},
 	}
 	for _, tc := range cases {
-		err := tc.cfg.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v, want valid", tc.name, err)
-		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
-			t.Errorf("%s: %v, want %q…", tc.name, err, tc.want)
-		}
+		testenv.WantErrorPrefix(t, tc.name, tc.cfg.Validate(), tc.want)
 	}
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/profiled/profiled/consumer"
-	"github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -486,78 +482,6 @@ func hostPort(addr string) error {
 		return fmt.Errorf("%q: want host:port with a port number 1..65535", addr)
 	}
 	return nil
-}
-
-// conn maps the Kafka settings onto the consumer's connection: the one
-// place that knows both, so that a move of the Conn type changes only this
-// function. It checks what the Conn does not: every broker is host:port,
-// and no TLS setting is given without TLS (it would be ignored, and the
-// connection would be plain text).
-func (k kafkaSettings) conn() (kafka.Config, error) {
-	for _, b := range k.Brokers {
-		if err := hostPort(b); err != nil {
-			return kafka.Config{}, named("kafka-brokers", err)
-		}
-	}
-	if !k.TLS {
-		for _, s := range []struct {
-			name string
-			set  bool
-		}{
-			{"kafka-tls-ca-file", k.TLSCAFile != ""},
-			{"kafka-tls-cert-file", k.TLSCertFile != ""},
-			{"kafka-tls-key-file", k.TLSKeyFile != ""},
-			{"kafka-tls-insecure-skip-verify", k.TLSSkipVerify},
-		} {
-			if s.set {
-				return kafka.Config{}, named(s.name, errors.New("set without PROFILED_KAFKA_TLS=true, so it would be ignored and the connection plain text: set PROFILED_KAFKA_TLS=true, or remove this setting"))
-			}
-		}
-	}
-	if (k.TLSCertFile == "") != (k.TLSKeyFile == "") {
-		return kafka.Config{}, named("kafka-tls-cert-file", errors.New("a client certificate needs its key, and a key its certificate"))
-	}
-	t, err := k.tlsConfig()
-	if err != nil {
-		return kafka.Config{}, err
-	}
-	c := kafka.Config{
-		Brokers: k.Brokers, SASLMechanism: k.SASLMechanism,
-		SASLUsername: k.SASLUsername, SASLPassword: k.SASLPassword, TLS: t,
-	}
-	if len(c.Brokers) > 0 {
-		if err := c.Validate(); err != nil {
-			return kafka.Config{}, nameSetting("kafka", err)
-		}
-	}
-	return c, nil
-}
-
-// tlsConfig builds the Kafka TLS configuration, or nil without TLS.
-func (k kafkaSettings) tlsConfig() (*tls.Config, error) {
-	if !k.TLS {
-		return nil, nil
-	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.TLSSkipVerify} //nolint:gosec // opt-in for testing
-	if k.TLSCAFile != "" {
-		pem, err := os.ReadFile(k.TLSCAFile)
-		if err != nil {
-			return nil, named("kafka-tls-ca-file", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, named("kafka-tls-ca-file", errors.New("no PEM certificate found"))
-		}
-		t.RootCAs = pool
-	}
-	if k.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(k.TLSCertFile, k.TLSKeyFile)
-		if err != nil {
-			return nil, named("kafka-tls-cert-file", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
 }
 
 func (r redisSettings) configured() bool {

@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,11 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/profiled/profiled/consumer"
-	kafkaconn "github.com/profiled/profiled/internal/kafka"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -373,33 +368,6 @@ func (r redisSettings) settingError(err error) error {
 		if strings.HasPrefix(msg, refusal.prefix) {
 			return named(refusal.setting, fmt.Errorf("%s: %w", refusal.why, err))
 		}
-	}
-	return nil
-}
-
-// kafkaSettingError returns err naming the setting to fix when Kafka refused
-// what only a setting can fix, or nil for anything else, which is waited
-// for as an outage. With the client mapping in kafkaSettings.conn, this is
-// all main knows about the Kafka clients.
-func kafkaSettingError(err error) error {
-	var ke *kerr.Error
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var header tls.RecordHeaderError
-	switch {
-	case errors.Is(err, kafkaconn.ErrUnknownTopic):
-		return named("kafka-topics", err)
-	case errors.Is(err, kafka.InvalidSessionTimeout):
-		return named("kafka-session-timeout", fmt.Errorf("the broker refuses it (its group.min.session.timeout.ms and group.max.session.timeout.ms bound it): %w", err))
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid):
-		return named("kafka-tls-ca-file", fmt.Errorf("the broker's certificate is not trusted: %w", err))
-	case errors.As(err, &header):
-		return named("kafka-tls", fmt.Errorf("the broker does not speak TLS on this port: %w", err))
-	case errors.As(err, &ke) && (ke.Code == kerr.SaslAuthenticationFailed.Code || ke.Code == kerr.UnsupportedSaslMechanism.Code || ke.Code == kerr.IllegalSaslState.Code):
-		return named("kafka-sasl-mechanism", fmt.Errorf("the broker refused the SASL mechanism, user name or password: %w", err))
-	case errors.As(err, &ke) && !ke.Retriable:
-		return fmt.Errorf("kafka refused: %w", err)
 	}
 	return nil
 }

@@ -13,10 +13,7 @@ import (
 // partitions may still be writing when the next owner starts.
 func chaos(s *scenario) {
 	px := newSlowProxy(s.t, s.redis.addr())
-	f := s.launch("redis://"+px.addr()+"/0", "PROFILED_REDIS_TIMEOUT=700ms", "PROFILED_BATCH_SIZE=400")
-	for range 3 {
-		f.start(s.t)
-	}
+	f := s.running(3, "redis://"+px.addr()+"/0", "PROFILED_REDIS_TIMEOUT=700ms", "PROFILED_BATCH_SIZE=400")
 	counts := map[string]int{}
 	for _, m := range s.marks(12, 0.05, 0.9) {
 		s.waitProgress(m, 3*time.Minute)

@@ -31,7 +31,10 @@ type deployScript struct {
 	env  []string
 }
 
-func newScript(t *testing.T, name string, env ...string) (*deployScript, string) {
+// startScript runs the script's start, and its stop (removing its cache
+// dir) when the test ends or the test binary is stopped; it returns the
+// script and what start printed.
+func startScript(t *testing.T, name string, env ...string) (*deployScript, string) {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -41,9 +44,18 @@ func newScript(t *testing.T, name string, env ...string) (*deployScript, string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &deployScript{path: filepath.Join(root, "deploy", name),
+	sh := &deployScript{path: filepath.Join(root, "deploy", name),
 		env: append(append(testenv.Environ("REDIS_", "PROFILED_CACHE"), "PROFILED_CACHE="+dir,
-			"REDIS_CLUSTER_DATA_DIR="+filepath.Join(dir, "data"), "REDIS_SENTINEL_DATA_DIR="+filepath.Join(dir, "data")), env...)}, dir
+			"REDIS_CLUSTER_DATA_DIR="+filepath.Join(dir, "data"), "REDIS_SENTINEL_DATA_DIR="+filepath.Join(dir, "data")), env...)}
+	stop := func() { _, _ = sh.run(time.Minute, "stop"); os.RemoveAll(dir) }
+	out, err := sh.run(2*time.Minute, "start")
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	atExit(stop)
+	return sh, out
 }
 
 func (d *deployScript) run(timeout time.Duration, args ...string) (string, error) {
@@ -67,16 +79,8 @@ type redisCluster struct {
 
 func startCluster(t *testing.T, first int) *redisCluster {
 	t.Helper()
-	sh, dir := newScript(t, "redis-cluster.sh", "REDIS_CLUSTER_PORT="+strconv.Itoa(first))
+	sh, out := startScript(t, "redis-cluster.sh", "REDIS_CLUSTER_PORT="+strconv.Itoa(first))
 	c := &redisCluster{sh: sh}
-	stop := func() { _, _ = sh.run(time.Minute, "stop"); os.RemoveAll(dir) }
-	out, err := sh.run(2*time.Minute, "start")
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	atExit(stop)
 	for _, l := range strings.Split(out, "\n") {
 		if v, ok := strings.CutPrefix(l, "REDIS_CLUSTER_ADDRS="); ok {
 			c.addrs = strings.Split(strings.TrimSpace(v), ",")
@@ -393,15 +397,7 @@ type redisSentinel struct {
 
 func startSentinel(t *testing.T, first int) *redisSentinel {
 	t.Helper()
-	sh, dir := newScript(t, "redis-sentinel.sh", "REDIS_SENTINEL_PORT="+strconv.Itoa(first))
-	stop := func() { _, _ = sh.run(time.Minute, "stop"); os.RemoveAll(dir) }
-	out, err := sh.run(2*time.Minute, "start")
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	atExit(stop)
+	sh, out := startScript(t, "redis-sentinel.sh", "REDIS_SENTINEL_PORT="+strconv.Itoa(first))
 	r := &redisSentinel{sh: sh, servers: []int{first, first + 1, first + 2}}
 	for _, l := range strings.Split(out, "\n") {
 		if v, ok := strings.CutPrefix(l, "REDIS_SENTINEL_ADDRS="); ok {

@@ -76,12 +76,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("%s does not read PROFILED_REDIS_MIN_REPLICAS (not in its --help): the failovers run without WAIT", su.bin)
 	}
 	defer watchdog(t)()
-	b, err := startBroker(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.stop)
-	su.broker, su.admin = b, newAdmin(b.addr)
+	b := su.useBroker(t)
 	cs := &clusterSuite{
 		cluster:  startCluster(t, clusterPort(t, "PROFILED_CLUSTER_REDIS_PORT", 17200, "")),
 		sentinel: startSentinel(t, clusterPort(t, "PROFILED_CLUSTER_SENTINEL_PORT", 17400, "")),

@@ -55,12 +55,7 @@ func TestFaults(t *testing.T) {
 		su.n = v
 	}
 	defer watchdog(t)()
-	b, err := startBroker(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.stop)
-	su.broker, su.admin = b, newAdmin(b.addr)
+	b := su.useBroker(t)
 	fmt.Printf("faults: seed %d (PROFILED_FAULTS_SEED), %d records per scenario, broker %s\n", su.seed, su.n, b.addr)
 
 	for i, sc := range []struct {
@@ -92,10 +87,7 @@ func TestFaults(t *testing.T) {
 // killNine: three instances; at random moments one of them (now and then
 // two at once) is killed with SIGKILL and started again.
 func killNine(s *scenario) {
-	f := s.launch(s.redis.url())
-	for range 3 {
-		f.start(s.t)
-	}
+	f := s.running(3, s.redis.url())
 	kills := 0
 	for _, m := range s.marks(8, 0.05, 0.85) {
 		s.waitProgress(m, 3*time.Minute)
@@ -175,12 +167,8 @@ func rebalance(s *scenario) {
 // redisRestart: Redis is killed (kill -9) and restarted on its append-only
 // file twice, and paused beyond the client's timeouts once.
 func redisRestart(s *scenario) {
-	f := s.launch(s.redis.url(), "PROFILED_REDIS_TIMEOUT=1s")
-	f.start(s.t)
-	f.start(s.t)
-	for k, m := range s.marks(3, 0.1, 0.8) {
-		s.waitProgress(m, 3*time.Minute)
-		s.jitter(time.Second)
+	s.running(2, s.redis.url(), "PROFILED_REDIS_TIMEOUT=1s")
+	s.atMarks(3, 0.1, 0.8, func(k int) {
 		if k == 1 {
 			pause := 3*time.Second + time.Duration(s.rng.IntN(2000))*time.Millisecond
 			rdb := redis.NewClient(&redis.Options{Addr: s.redis.addr()})
@@ -191,13 +179,13 @@ func redisRestart(s *scenario) {
 			}
 			s.note("paused %.1fs", pause.Seconds())
 			time.Sleep(pause) // the stall itself
-			continue
+			return
 		}
 		s.redis.crash(s.t)
 		down := time.Second + time.Duration(s.rng.IntN(2000))*time.Millisecond
 		time.Sleep(down) // Redis stays down a while
 		s.redis.launch(s.t)
-	}
+	})
 	s.note("2 Redis kills and restarts")
 	s.drain(drainTime)
 	s.check("redis")
@@ -206,14 +194,8 @@ func redisRestart(s *scenario) {
 // brokerRestart: the Kafka broker is stopped and started again (same data)
 // twice mid-stream.
 func brokerRestart(s *scenario) {
-	f := s.launch(s.redis.url(), "PROFILED_BATCH_SIZE=500")
-	f.start(s.t)
-	f.start(s.t)
-	for _, m := range s.marks(2, 0.15, 0.7) {
-		s.waitProgress(m, 3*time.Minute)
-		s.jitter(time.Second)
-		s.su.broker.restart(s.t)
-	}
+	s.running(2, s.redis.url(), "PROFILED_BATCH_SIZE=500")
+	s.atMarks(2, 0.15, 0.7, func(int) { s.su.broker.restart(s.t) })
 	s.note("2 broker restarts")
 	s.drain(drainTime)
 	s.check("broker")
@@ -224,9 +206,7 @@ func brokerRestart(s *scenario) {
 // commands run, the replies come too late, and the pipelines are retried.
 func slowRedis(s *scenario) {
 	px := newSlowProxy(s.t, s.redis.addr())
-	f := s.launch("redis://"+px.addr()+"/0", "PROFILED_REDIS_TIMEOUT=500ms")
-	f.start(s.t)
-	f.start(s.t)
+	s.running(2, "redis://"+px.addr()+"/0", "PROFILED_REDIS_TIMEOUT=500ms")
 	spells := s.marks(3, 0.1, 0.75)
 	for _, m := range spells {
 		s.waitProgress(m, 3*time.Minute)
@@ -251,15 +231,11 @@ func slowRedis(s *scenario) {
 // replay: the stream is consumed to the end, then replayed from offset
 // zero by a fresh group against the same Redis: nothing may count twice.
 func replay(s *scenario) {
-	f := s.launch(s.redis.url())
-	f.start(s.t)
-	f.start(s.t)
+	s.running(2, s.redis.url())
 	s.drain(drainTime)
 	s.check("first pass")
 	s.group += "-replay"
-	f = s.launch(s.redis.url())
-	f.start(s.t)
-	f.start(s.t)
+	s.running(2, s.redis.url())
 	s.drain(drainTime)
 	s.check("replay")
 	s.note("replayed into a fresh group")

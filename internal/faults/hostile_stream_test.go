@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/profiled/profiled/profile"
 )
 
 // Hostile input in the stream (issue 11): ids that are not valid UTF-8 as
@@ -31,7 +33,7 @@ const dlqHeaderRoom = 64 << 10
 func (g *generator) hostile() {
 	switch g.rng.IntN(5) {
 	case 0:
-		g.bad(reasons[g.rng.IntN(len(reasons))])
+		g.bad(profile.RejectReasons[g.rng.IntN(len(profile.RejectReasons))])
 		g.forge(g.s.recs[len(g.s.recs)-1])
 	case 1: // forged headers change nothing about a record profiled applies or skips
 		if g.rng.IntN(2) == 0 {
@@ -65,7 +67,7 @@ func (g *generator) forgedHeaders() []header {
 	}
 	more := []header{
 		{"profiled.source.topic", "faults-forged"},
-		{"profiled.error.reason", g.pick("none", reasonTooLarge, reasonInvalidJSON)},
+		{"profiled.error.reason", g.pick("none", profile.ReasonTooLarge, profile.ReasonInvalidJSON)},
 		{"profiled.error.detail", "forged by the producer"},
 		{"profiled.failed_at", "2001-01-01T00:00:00Z"},
 		{"profiled.error.value_dropped", "0"},
@@ -214,7 +216,7 @@ func (g *generator) rawEventSent(raw map[string]string, m map[string]any, user, 
 		if key == "" {
 			key = rawAnon
 		}
-		g.add(&rec{key: []byte(key), value: value, ts: g.now, out: dead, reason: reasonMissingIdentity})
+		g.add(&rec{key: []byte(key), value: value, ts: g.now, out: dead, reason: profile.ReasonMissingIdentity})
 		return
 	}
 	ev := &event{kind: map[string]string{"track": "app", "page": "web"}[kind], user: uid, anon: aid, ms: t.UnixMilli()}
@@ -226,18 +228,7 @@ func (g *generator) rawEventSent(raw map[string]string, m map[string]any, user, 
 	} else {
 		ev.msgID, _ = m["messageId"].(string)
 	}
-	ev.id = uid
-	if uid == "" {
-		ev.id = "anon:" + aid
-	}
-	if kind != "alias" {
-		if uid != "" {
-			ev.fields = append(ev.fields, fv{"customer_id", uid})
-		}
-		if aid != "" {
-			ev.fields = append(ev.fields, fv{"anonymous_id", aid})
-		}
-	}
+	ev.identify()
 	g.add(&rec{key: g.key(ev), value: value, ts: g.now, out: applied, ev: ev})
 }
 
@@ -248,7 +239,7 @@ func (g *generator) rawEventSent(raw map[string]string, m map[string]any, user, 
 // The first of a stream carries forged headers as well.
 func (g *generator) atLimitRecord() {
 	seq := len(g.s.recs)
-	r := &rec{key: []byte(fmt.Sprintf("limit-%d", seq)), ts: g.now, out: dead, reason: reasonTooLarge, atLimit: true}
+	r := &rec{key: []byte(fmt.Sprintf("limit-%d", seq)), ts: g.now, out: dead, reason: profile.ReasonTooLarge, atLimit: true}
 	first := true
 	for _, x := range g.s.recs {
 		if x.atLimit {

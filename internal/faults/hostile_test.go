@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/profiled/profiled/profile"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -102,7 +103,7 @@ func TestHostileRecordsInStream(t *testing.T) {
 				forgedOther++
 			}
 		}
-		if r.value == nil || utf8.Valid(r.value) || r.reason == reasonInvalidJSON {
+		if r.value == nil || utf8.Valid(r.value) || r.reason == profile.ReasonInvalidJSON {
 			continue
 		}
 		var m map[string]any
@@ -112,7 +113,7 @@ func TestHostileRecordsInStream(t *testing.T) {
 		switch r.out {
 		case dead:
 			deadRaw++
-			if r.reason != reasonMissingIdentity {
+			if r.reason != profile.ReasonMissingIdentity {
 				t.Errorf("seq %d: an id that is not UTF-8 rejected as %s: %q", r.seq, r.reason, r.value)
 			}
 		case applied:
@@ -156,7 +157,7 @@ func TestHostileRecordsInStream(t *testing.T) {
 		if n := batchBytes(r.key, r.value, hs); n != brokerMaxMessageBytes {
 			t.Errorf("record at the limit seq %d: batch of %d bytes, want %d", r.seq, n, brokerMaxMessageBytes)
 		}
-		if r.out != dead || r.reason != reasonTooLarge || len(r.value) <= 32<<10 || !json.Valid(r.value) {
+		if r.out != dead || r.reason != profile.ReasonTooLarge || len(r.value) <= 32<<10 || !json.Valid(r.value) {
 			t.Errorf("record at the limit seq %d: %v %s, %d bytes", r.seq, r.out, r.reason, len(r.value))
 		}
 		if (i == 0) != (len(r.headers) > 0) {
@@ -188,11 +189,11 @@ func TestBatchBytes(t *testing.T) {
 // headers, never by forged ones; a forged header left unrenamed, a lost
 // header, a changed value and wrong drop markers are reported.
 func TestLetterChecks(t *testing.T) {
-	r := &rec{seq: 42, key: []byte("k"), value: []byte(`{"type":"page"}`), out: dead, reason: reasonInvalidJSON,
+	r := &rec{seq: 42, key: []byte("k"), value: []byte(`{"type":"page"}`), out: dead, reason: profile.ReasonInvalidJSON,
 		headers: []header{{"profiled.source.offset", "3"}, {"profiled.source.partition", "0"}, {"x-trace", "t"}, {"profiled.original.a", "b"}}}
 	own := func(extra ...kgo.RecordHeader) []kgo.RecordHeader {
 		return append([]kgo.RecordHeader{
-			{Key: hReason, Value: []byte(reasonInvalidJSON)}, {Key: hDetail, Value: []byte("value is blank")},
+			{Key: hReason, Value: []byte(profile.ReasonInvalidJSON)}, {Key: hDetail, Value: []byte("value is blank")},
 			{Key: hTopic, Value: []byte("in")}, {Key: hPartition, Value: []byte("5")}, {Key: hOffset, Value: []byte("900")},
 			{Key: hFailedAt, Value: []byte(testNow.Format(time.RFC3339Nano))}}, extra...)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/profiled/profiled/profile"
 )
 
 // Unit tests of the stream generator and the reference model's links.
@@ -160,19 +162,8 @@ func handRec(seq int, kind, user, anon string, at string, msgID string, fields .
 		panic(err)
 	}
 	e := &event{kind: kind, user: user, anon: anon, ms: ms.UnixMilli(), msgID: msgID}
-	switch {
-	case user != "":
-		e.id = user
-	default:
-		e.id = "anon:" + anon
-	}
+	e.identify()
 	if kind != "alias" {
-		if user != "" {
-			e.fields = append(e.fields, fv{"customer_id", user})
-		}
-		if anon != "" {
-			e.fields = append(e.fields, fv{"anonymous_id", anon})
-		}
 		e.fields = append(e.fields, fields...)
 	}
 	return &rec{seq: seq, out: applied, ev: e}
@@ -180,7 +171,7 @@ func handRec(seq int, kind, user, anon string, at string, msgID string, fields .
 
 // TestModelLinks: hand-written journeys and what the contract says of them.
 func TestModelLinks(t *testing.T) {
-	dead := func(r *rec) *rec { r.out, r.reason = dead, reasonBadTimestamp; return r }
+	dead := func(r *rec) *rec { r.out, r.reason = dead, profile.ReasonBadTimestamp; return r }
 	skip := func(r *rec) *rec { r.out = skipped; return r }
 	for _, tc := range []struct {
 		name  string

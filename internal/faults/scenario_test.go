@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/profiled/profiled/internal/testenv"
+	"github.com/profiled/profiled/profile"
 )
 
 // Dead-letter headers (contract section 7).
@@ -116,7 +117,7 @@ func (su *suite) newScenario(t *testing.T, name string, idx int) *scenario {
 		if dups*50 < n {
 			t.Errorf("%d producer duplicates in %d records: below 2%%", dups, n)
 		}
-		for _, r := range reasons {
+		for _, r := range profile.RejectReasons {
 			if deadBy[r]*100 < n {
 				t.Errorf("%d records rejected as %s in %d: below 1%%", deadBy[r], r, n)
 			}
@@ -147,6 +148,15 @@ func (s *scenario) note(format string, args ...any) {
 	s.notes = append(s.notes, fmt.Sprintf(format, args...))
 }
 
+// running launches a fleet (see launch) and starts n instances of it.
+func (s *scenario) running(n int, redisURL string, extra ...string) *fleet {
+	f := s.launch(redisURL, extra...)
+	for range n {
+		f.start(s.t)
+	}
+	return f
+}
+
 // marks returns k progress fractions in [lo, hi], sorted: the moments of
 // the faults, in committed records.
 func (s *scenario) marks(k int, lo, hi float64) []float64 {
@@ -156,6 +166,16 @@ func (s *scenario) marks(k int, lo, hi float64) []float64 {
 	}
 	sort.Float64s(m)
 	return m
+}
+
+// atMarks runs fault(0) to fault(k-1) at k marks in [lo, hi], each once
+// that share of the records is committed and then up to a second later.
+func (s *scenario) atMarks(k int, lo, hi float64, fault func(i int)) {
+	for i, m := range s.marks(k, lo, hi) {
+		s.waitProgress(m, 3*time.Minute)
+		s.jitter(time.Second)
+		fault(i)
+	}
 }
 
 // jitter sleeps a random time below d: a fault lands at a random moment,
@@ -476,24 +496,41 @@ func readProfiles(rdb *redis.Client) (map[string]map[string]string, error) {
 		return nil, err
 	}
 	out := make(map[string]map[string]string, len(keys))
+	if err := inPipelines(ctx, rdb, keys, hgetAll(ctx), func(k string, c *redis.MapStringStringCmd) {
+		out[strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}")] = c.Val()
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// inPipelines sends one command per key, made by send, through rdb's
+// pipelines, 1,000 keys to one, and hands each key with its answered
+// command to got. It goes through every key and returns the first
+// pipeline's error, which is that of its first failed command.
+func inPipelines[C redis.Cmder](ctx context.Context, rdb *redis.Client, keys []string, send func(p redis.Pipeliner, key string) C, got func(key string, c C)) error {
+	var first error
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), 1000)]
 		keys = keys[len(chunk):]
-		cmds := make([]*redis.MapStringStringCmd, len(chunk))
+		cmds := make([]C, len(chunk))
 		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range chunk {
-				cmds[i] = p.HGetAll(ctx, k)
+				cmds[i] = send(p, k)
 			}
 			return nil
-		}); err != nil {
-			return nil, err
+		}); err != nil && first == nil {
+			first = err
 		}
 		for i, k := range chunk {
-			id := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}")
-			out[id] = cmds[i].Val()
+			got(k, cmds[i])
 		}
 	}
-	return out, nil
+	return first
+}
+
+func hgetAll(ctx context.Context) func(redis.Pipeliner, string) *redis.MapStringStringCmd {
+	return func(p redis.Pipeliner, k string) *redis.MapStringStringCmd { return p.HGetAll(ctx, k) }
 }
 
 // readLinks returns every profile:{X}:link (X -> its value; X is anon:A
@@ -516,48 +553,26 @@ func readLinks(rdb *redis.Client) (owner map[string]string, of map[string]map[st
 	if err != nil {
 		return nil, nil, err
 	}
-	for len(one) > 0 {
-		chunk := one[:min(len(one), 1000)]
-		one = one[len(chunk):]
-		cmds := make([]*redis.StringCmd, len(chunk))
-		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range chunk {
-				cmds[i] = p.Get(ctx, k)
-			}
-			return nil
-		})
-		for i, k := range chunk {
-			x := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:link")
-			v, err := cmds[i].Result()
-			if err != nil {
-				v = "<" + err.Error() + ">"
-			}
-			owner[x] = v
+	get := func(p redis.Pipeliner, k string) *redis.StringCmd { return p.Get(ctx, k) }
+	// a command's error is reported as the key's value: the pipeline's is none
+	_ = inPipelines(ctx, rdb, one, get, func(k string, c *redis.StringCmd) {
+		v, err := c.Result()
+		if err != nil {
+			v = "<" + err.Error() + ">"
 		}
-	}
+		owner[strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:link")] = v
+	})
 	many, err := scan("profile:{*}:links")
 	if err != nil {
 		return nil, nil, err
 	}
-	for len(many) > 0 {
-		chunk := many[:min(len(many), 1000)]
-		many = many[len(chunk):]
-		cmds := make([]*redis.MapStringStringCmd, len(chunk))
-		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range chunk {
-				cmds[i] = p.HGetAll(ctx, k)
-			}
-			return nil
-		})
-		for i, k := range chunk {
-			u := strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:links")
-			h, err := cmds[i].Result()
-			if err != nil {
-				h = map[string]string{"<" + err.Error() + ">": ""}
-			}
-			of[u] = h
+	_ = inPipelines(ctx, rdb, many, hgetAll(ctx), func(k string, c *redis.MapStringStringCmd) {
+		h, err := c.Result()
+		if err != nil {
+			h = map[string]string{"<" + err.Error() + ">": ""}
 		}
-	}
+		of[strings.TrimSuffix(strings.TrimPrefix(k, "profile:{"), "}:links")] = h
+	})
 	return owner, of, ctx.Err()
 }
 

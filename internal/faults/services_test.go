@@ -87,6 +87,18 @@ type broker struct {
 	restarts int
 }
 
+// useBroker starts the suite's broker, stopped when the test ends, and an
+// admin client of it; it returns the broker.
+func (su *suite) useBroker(t *testing.T) *broker {
+	b, err := startBroker(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.stop)
+	su.broker, su.admin = b, newAdmin(b.addr)
+	return b
+}
+
 // startBroker starts the suite's broker. A port can be held for a while as
 // the local end of another program's connection (loopback ports above 32767
 // are also ephemeral ports), so a busy port moves the broker 100 up, twice.

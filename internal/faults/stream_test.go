@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/profiled/profiled/profile"
 )
 
 // The stream: a seeded sequence of records as event pipelines write them,
@@ -26,16 +28,9 @@ const (
 	dead                       // rejected: in the dead-letter topic with its reason
 )
 
-// Rejection reasons (contract section 7).
-const (
-	reasonInvalidJSON     = "invalid_json"
-	reasonTooLarge        = "too_large"
-	reasonMissingIdentity = "missing_identity"
-	reasonBadTimestamp    = "bad_timestamp"
-	reasonOutOfRange      = "timestamp_out_of_range"
-)
-
-var reasons = []string{reasonInvalidJSON, reasonTooLarge, reasonMissingIdentity, reasonBadTimestamp, reasonOutOfRange}
+// The rejection reasons (contract section 7) are profile's RejectReasons:
+// the contract's names of them are pinned by the e2e test
+// TestEveryRejectionReachesTheDeadLetterTopic, not again here.
 
 // rec is one produced record and its expected outcome.
 type rec struct {
@@ -79,6 +74,24 @@ type event struct {
 }
 
 type fv struct{ name, value string }
+
+// identify sets e's profile id (its user, else anon: and its anonymous id)
+// and, but for an alias, adds the id fields the record stores.
+func (e *event) identify() {
+	e.id = e.user
+	if e.user == "" {
+		e.id = "anon:" + e.anon
+	}
+	if e.kind == "alias" {
+		return
+	}
+	if e.user != "" {
+		e.fields = append(e.fields, fv{"customer_id", e.user})
+	}
+	if e.anon != "" {
+		e.fields = append(e.fields, fv{"anonymous_id", e.anon})
+	}
+}
 
 // stream is the generated records and the values that must never be
 // stored anywhere (dropped fields).
@@ -145,7 +158,7 @@ func generate(seed uint64, n int, now time.Time) *stream {
 		}
 		switch r := g.rng.IntN(1000); {
 		case r < 55: // 1.1% each, so that no reason falls below 1% by chance
-			g.bad(reasons[r/11])
+			g.bad(profile.RejectReasons[r/11])
 		case r < 80 && len(g.s.recs) > 100:
 			g.duplicate()
 		case r < 160:
@@ -653,17 +666,17 @@ func (g *generator) bad(reason string) {
 		"messageId": "bad-msg-" + id, "timestamp": g.timeText(g.eventTime(1))}
 	if m["type"] == "alias" {
 		m["previousId"] = g.visitorAnon()
-		if reason == reasonMissingIdentity {
+		if reason == profile.ReasonMissingIdentity {
 			g.badAlias(id, m)
 			return
 		}
-	} else if g.rng.IntN(3) == 0 && reason != reasonMissingIdentity {
+	} else if g.rng.IntN(3) == 0 && reason != profile.ReasonMissingIdentity {
 		m["anonymousId"] = g.visitorAnon()
 	}
 	ts := g.now
 	var value []byte
 	switch reason {
-	case reasonInvalidJSON:
+	case profile.ReasonInvalidJSON:
 		valid := marshal(m)
 		switch g.rng.IntN(7) {
 		case 0:
@@ -681,7 +694,7 @@ func (g *generator) bad(reason string) {
 		default:
 			value = []byte{0xff, 0xfe, '{', 0x00}
 		}
-	case reasonTooLarge:
+	case profile.ReasonTooLarge:
 		m["properties"] = map[string]any{"pad": strings.Repeat("x", 32*1024+g.rng.IntN(4000))}
 		switch g.rng.IntN(5) {
 		case 0: // size is checked first: broken JSON that large is too large
@@ -690,7 +703,7 @@ func (g *generator) bad(reason string) {
 		case 1:
 			m["userId"] = g.junkID(true)
 		}
-	case reasonMissingIdentity:
+	case profile.ReasonMissingIdentity:
 		m["userId"] = g.junkID(true)
 		switch g.rng.IntN(3) {
 		case 0:
@@ -702,7 +715,7 @@ func (g *generator) bad(reason string) {
 		if g.rng.IntN(5) == 0 { // identity is checked before time
 			m["timestamp"] = "not a time"
 		}
-	case reasonBadTimestamp:
+	case profile.ReasonBadTimestamp:
 		bad := []any{"yesterday", "2026-13-01T00:00:00Z", "2026-01-01 10:00:00Z", "2026-01-01T10:00:00", 1700000000, true,
 			map[string]any{"t": 1}, "2026-02-30T00:00:00Z"}
 		v := bad[g.rng.IntN(len(bad))]
@@ -719,7 +732,7 @@ func (g *generator) bad(reason string) {
 			m["timestamp"] = v
 			m["originalTimestamp"] = g.timeText(g.eventTime(1)) // never read: the first present time decides
 		}
-	case reasonOutOfRange:
+	case profile.ReasonTimestampOutOfRange:
 		switch g.rng.IntN(5) {
 		case 0:
 			m["timestamp"] = g.now.Add(26*time.Hour + time.Duration(g.rng.IntN(30*24))*time.Hour).UTC().Format(time.RFC3339Nano)
@@ -758,7 +771,7 @@ func (g *generator) badAlias(id string, m map[string]any) {
 	if g.rng.IntN(5) == 0 { // identity is checked before time
 		m["timestamp"] = "not a time"
 	}
-	g.add(&rec{key: []byte(id), value: marshal(m), ts: g.now, out: dead, reason: reasonMissingIdentity})
+	g.add(&rec{key: []byte(id), value: marshal(m), ts: g.now, out: dead, reason: profile.ReasonMissingIdentity})
 }
 
 // burst adds 40 oversized records in a row to one partition, as a
@@ -771,7 +784,7 @@ func (g *generator) burst() {
 		id := fmt.Sprintf("bad-%d", len(g.s.recs))
 		m := map[string]any{"type": "page", "userId": id, "timestamp": g.timeText(g.eventTime(1)),
 			"properties": map[string]any{"pad": strings.Repeat("y", 33*1024+g.rng.IntN(2000))}}
-		g.add(&rec{key: key, value: marshal(m), ts: g.now, out: dead, reason: reasonTooLarge})
+		g.add(&rec{key: key, value: marshal(m), ts: g.now, out: dead, reason: profile.ReasonTooLarge})
 	}
 }
 

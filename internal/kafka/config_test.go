@@ -21,32 +21,11 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-func TestConfigValidate(t *testing.T) {
-	ok := Config{Brokers: []string{"127.0.0.1:9092"}}
-	with := func(f func(*Config)) Config { c := ok; f(&c); return c }
-	for _, c := range []struct {
-		name string
-		cfg  Config
-		want string // "" for valid; else a part of the error
-	}{
-		{"brokers only", ok, ""},
-		{"no brokers", Config{}, "brokers: at least one required"},
-		{"an empty broker", with(func(c *Config) { c.Brokers = []string{"a:1", " "} }), "brokers: empty address"},
-		{"negative dial timeout", with(func(c *Config) { c.DialTimeout = -time.Second }), "dial timeout"},
-		{"plain", with(func(c *Config) { c.SASLMechanism, c.SASLUsername = SASLPlain, "u" }), ""},
-		{"scram-256", with(func(c *Config) { c.SASLMechanism, c.SASLUsername = SASLSCRAMSHA256, "u" }), ""},
-		{"scram-512 in lower case", with(func(c *Config) { c.SASLMechanism, c.SASLUsername = "scram-sha-512", "u" }), ""},
-		{"sasl without a user", with(func(c *Config) { c.SASLMechanism = SASLPlain }), "sasl: username required"},
-		{"unknown mechanism", with(func(c *Config) { c.SASLMechanism, c.SASLUsername = "GSSAPI", "u" }), `sasl: mechanism "GSSAPI"`},
-		{"a password alone is no mechanism", with(func(c *Config) { c.SASLPassword = "p" }), ""},
-	} {
-		err := c.cfg.Validate()
-		switch {
-		case c.want == "" && err != nil:
-			t.Errorf("%s: %v, want valid", c.name, err)
-		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
-		}
+func TestDialTimeoutDefault(t *testing.T) {
+	d, _ := Config{Brokers: []string{"b:1"}}.Dialer()
+	tr, _ := Config{Brokers: []string{"b:1"}, DialTimeout: 3 * time.Second}.Transport()
+	if d.Timeout != DefaultDialTimeout || tr.DialTimeout != 3*time.Second {
+		t.Errorf("dialer %s, transport %s", d.Timeout, tr.DialTimeout)
 	}
 }
 
@@ -99,14 +78,6 @@ func TestSASLMapping(t *testing.T) {
 		if m.kafkaGo == nil || m.franz == nil {
 			t.Errorf("%s lacks a client", name)
 		}
-	}
-}
-
-func TestDialTimeoutDefault(t *testing.T) {
-	d, _ := Config{Brokers: []string{"b:1"}}.Dialer()
-	tr, _ := Config{Brokers: []string{"b:1"}, DialTimeout: 3 * time.Second}.Transport()
-	if d.Timeout != DefaultDialTimeout || tr.DialTimeout != 3*time.Second {
-		t.Errorf("dialer %s, transport %s", d.Timeout, tr.DialTimeout)
 	}
 }
 

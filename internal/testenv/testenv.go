@@ -119,3 +119,29 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// WantError reports on t unless err is what want asks for: want "" asks
+// for no error, anything else for an error whose text contains want. what
+// names the case in the report. It serves the table tests of the rules
+// that accept a setting or name the one to fix.
+func WantError(t testing.TB, what any, err error, want string) {
+	t.Helper()
+	wantError(t, what, err, want, strings.Contains)
+}
+
+// WantErrorPrefix is WantError for an error whose text begins with want,
+// such as the path of the setting at fault.
+func WantErrorPrefix(t testing.TB, what any, err error, want string) {
+	t.Helper()
+	wantError(t, what, err, want, strings.HasPrefix)
+}
+
+func wantError(t testing.TB, what any, err error, want string, match func(s, part string) bool) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%v: %v, want no error", what, err)
+	case want != "" && (err == nil || !match(err.Error(), want)):
+		t.Errorf("%v: %v, want an error with %q", what, err, want)
+	}
+}
