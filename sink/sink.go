@@ -7,11 +7,12 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -578,25 +579,22 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 	// the script wants the counts by (source, offset); sort a copy, not
 	// the caller's slice
 	counts := u.Counts
+	if !slices.IsSortedFunc(counts, countCmp) {
+		counts = slices.Clone(counts)
+		slices.SortStableFunc(counts, countCmp)
+	}
+	// the number of sources, then each source: the count goes in its slot
+	// once the sources are in
+	slot := len(args)
+	args = append(args, nil)
 	nsrc := 0
-	for i, c := range counts {
-		if i > 0 && countLess(c, counts[i-1]) {
-			counts = append([]profile.Count(nil), u.Counts...)
-			sort.SliceStable(counts, func(i, j int) bool { return countLess(counts[i], counts[j]) })
-			break
-		}
-	}
-	for i, c := range counts {
-		if i == 0 || c.Source != counts[i-1].Source {
-			nsrc++
-		}
-	}
-	args = append(args, intArg(nsrc))
 	for i, c := range counts {
 		if i == 0 || c.Source != counts[i-1].Source {
 			args = append(args, c.Source)
+			nsrc++
 		}
 	}
+	args[slot] = intArg(nsrc)
 	args = append(args, intArg(len(counts)))
 	si := 0
 	for i, c := range counts {
@@ -622,9 +620,9 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 	return args
 }
 
-func countLess(a, b profile.Count) bool {
-	if a.Source != b.Source {
-		return a.Source < b.Source
+func countCmp(a, b profile.Count) int {
+	if c := strings.Compare(a.Source, b.Source); c != 0 {
+		return c
 	}
-	return a.Offset < b.Offset
+	return cmp.Compare(a.Offset, b.Offset)
 }
