@@ -82,7 +82,7 @@ func run(ctx context.Context) error {
 		latencySeconds: envInt("BENCH_LATENCY_SECONDS", 30),
 		latencyWarmup:  envInt("BENCH_LATENCY_WARMUP", 30),
 		partitions:     6,
-		batchSize:      envInt("BENCH_BATCH_SIZE", 1000),
+		batchSize:      envInt("BENCH_BATCH_SIZE", 2000),
 		brokers:        strings.Split(os.Getenv("PROFILED_TEST_KAFKA_BROKERS"), ","),
 		redisURL:       os.Getenv("PROFILED_TEST_REDIS_URL"),
 		binary:         envStr("BENCH_PROFILED", "bin/profiled"),
