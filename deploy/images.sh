@@ -221,12 +221,12 @@ EOF
 
 build_kafka() {
     "$SCRIPT_DIR/kafka.sh" fetch
-    local cache="${PROFILED_CACHE:-$HOME/.cache/profiled}" ctx
+    local ctx
     ctx="$(mktemp -d -t profiled-kafka-image.XXXXXX)"
     # shellcheck disable=SC2064
     trap "rm -rf '$ctx'" RETURN
     mkdir -p "$ctx/libs" "$ctx/bin" "$ctx/config"
-    cp "$cache/kafka-$KAFKA_VERSION/libs/"*.jar "$ctx/libs/"
+    cp "$KAFKA_LIBS_DIR/"*.jar "$ctx/libs/"
     # the command-line tools (topics, api versions) are not broker jars
     if ! mvn -q -B -Dstyle.color=never dependency:copy \
             -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" \

@@ -11,8 +11,11 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 # Downloads and the record of the running instance (NAME.current).
 CACHE_DIR="${PROFILED_CACHE:-$HOME/.cache/profiled}"
 
-# The Kafka release that kafka.sh runs and images.sh builds an image of.
+# The Kafka release that kafka.sh runs and images.sh builds an image of,
+# and the broker jars of it that `kafka.sh fetch` puts in the cache.
 KAFKA_VERSION="4.1.1"
+KAFKA_HOME_DIR="$CACHE_DIR/kafka-$KAFKA_VERSION"
+KAFKA_LIBS_DIR="$KAFKA_HOME_DIR/libs"
 
 log() { echo "$LIB_SCRIPT: $*" >&2; }
 die() { log "error: $*"; exit 1; }
