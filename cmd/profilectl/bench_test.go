@@ -29,10 +29,8 @@ const (
 // reports its rate and its peak resident memory (getrusage of the child).
 // Run it with `make bench-export`.
 func BenchmarkExportParquet(b *testing.B) {
+	c := testenv.RealRedis(b)
 	url := os.Getenv(testenv.EnvRedisURL)
-	if url == "" {
-		b.Skipf("needs a real Redis: %s (make bench-export sets it)", testenv.EnvRedisURL)
-	}
 	n := 1_000_000
 	if s := os.Getenv("PROFILED_EXPORT_PROFILES"); s != "" {
 		var err error
@@ -40,12 +38,6 @@ func BenchmarkExportParquet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	defer c.Close()
 	fill(b, c, n)
 	bin := testenv.Build(b, "cmd/profilectl")
 	out := filepath.Join(b.TempDir(), "profiles.parquet")
