@@ -200,14 +200,33 @@ EOF
         docker import --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot' - "$RUNTIME_IMAGE" >/dev/null
 }
 
+# console_log4j NAME APPENDER TARGET LEVEL: prints a log4j2.properties
+# whose root logger, at LEVEL, writes in apache/kafka's pattern to the
+# console's TARGET (SYSTEM_OUT or SYSTEM_ERR) through the appender APPENDER;
+# loggers of its own may follow.
+console_log4j() {
+    cat <<EOF
+name = $1
+status = warn
+dest = err
+appender.console.type = Console
+appender.console.name = $2
+appender.console.target = $3
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = $4
+rootLogger.appenderRef.console.ref = $2
+EOF
+}
+
 build_kafka() {
     "$SCRIPT_DIR/kafka.sh" fetch
-    local cache="${PROFILED_CACHE:-$HOME/.cache/profiled}" ctx
+    local ctx
     ctx="$(mktemp -d -t profiled-kafka-image.XXXXXX)"
     # shellcheck disable=SC2064
     trap "rm -rf '$ctx'" RETURN
     mkdir -p "$ctx/libs" "$ctx/bin" "$ctx/config"
-    cp "$cache/kafka-$KAFKA_VERSION/libs/"*.jar "$ctx/libs/"
+    cp "$KAFKA_LIBS_DIR/"*.jar "$ctx/libs/"
     # the command-line tools (topics, api versions) are not broker jars
     if ! mvn -q -B -Dstyle.color=never dependency:copy \
             -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" \
@@ -216,17 +235,10 @@ build_kafka() {
         die "mvn could not fetch kafka-tools $KAFKA_VERSION"
     fi
     rm -f "$ctx/mvn.log"
-    cat >"$ctx/config/log4j2.properties" <<'EOF'
-# The broker logs to the console, as apache/kafka's does.
-name = kafka
-status = warn
-dest = err
-appender.console.type = Console
-appender.console.name = STDOUT
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.console.ref = STDOUT
+    {
+        echo "# The broker logs to the console, as apache/kafka's does."
+        console_log4j kafka STDOUT SYSTEM_OUT INFO
+        cat <<'EOF'
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
 logger.statechange.name = state.change.logger
@@ -236,18 +248,8 @@ logger.clientsconfig.level = WARN
 logger.coordinator.name = org.apache.kafka.coordinator
 logger.coordinator.level = WARN
 EOF
-    cat >"$ctx/config/tools-log4j2.properties" <<'EOF'
-name = kafka-tools
-status = warn
-dest = err
-appender.console.type = Console
-appender.console.name = STDERR
-appender.console.target = SYSTEM_ERR
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.console.ref = STDERR
-EOF
+    } >"$ctx/config/log4j2.properties"
+    console_log4j kafka-tools STDERR SYSTEM_ERR WARN >"$ctx/config/tools-log4j2.properties"
     # apache/kafka's environment interface: KAFKA_FOO_BAR=v is foo.bar=v
     # ("__" is "_", "___" is "-"); CLUSTER_ID names the cluster.
     cat >"$ctx/bin/run" <<'EOF'

@@ -27,8 +27,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # log, die, SCRIPT_DIR, REPO_ROOT, KAFKA_VERSION, ...
 KAFKA_DEPLOY_DIR="$REPO_ROOT/deploy/kafka"
 
-KAFKA_HOME_DIR="$CACHE_DIR/kafka-$KAFKA_VERSION"
-LIBS_DIR="$KAFKA_HOME_DIR/libs"
 LIBS_MARKER="$KAFKA_HOME_DIR/.libs-complete"
 CURRENT_FILE="$CACHE_DIR/kafka.current"
 
@@ -55,9 +53,9 @@ pom_digest() {
 }
 
 libs_complete() {
-    [[ -f "$LIBS_MARKER" && -d "$LIBS_DIR" ]] &&
+    [[ -f "$LIBS_MARKER" && -d "$KAFKA_LIBS_DIR" ]] &&
         [[ "$(cat "$LIBS_MARKER")" == "$(pom_digest)" ]] &&
-        compgen -G "$LIBS_DIR/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null
+        compgen -G "$KAFKA_LIBS_DIR/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null
 }
 
 cmd_fetch() {
@@ -67,11 +65,11 @@ cmd_fetch() {
     exec 8>"$KAFKA_HOME_DIR/.fetch.lock"
     flock -w 600 8 || die "timed out waiting for $KAFKA_HOME_DIR/.fetch.lock"
     if libs_complete; then
-        log "jars already in $LIBS_DIR"
+        log "jars already in $KAFKA_LIBS_DIR"
         exec 8>&-
         return 0
     fi
-    log "fetching Kafka $KAFKA_VERSION jars with Maven into $LIBS_DIR"
+    log "fetching Kafka $KAFKA_VERSION jars with Maven into $KAFKA_LIBS_DIR"
     local tmp
     tmp="$(mktemp -d "$KAFKA_HOME_DIR/libs.tmp.XXXXXX")"
     if ! mvn -q -B -Dstyle.color=never -f "$KAFKA_DEPLOY_DIR/pom.xml" \
@@ -83,10 +81,10 @@ cmd_fetch() {
     fi
     rm -f "$tmp.log"
     [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"; }
-    rm -rf "$LIBS_DIR" "$LIBS_MARKER"
-    mv "$tmp" "$LIBS_DIR"
+    rm -rf "$KAFKA_LIBS_DIR" "$LIBS_MARKER"
+    mv "$tmp" "$KAFKA_LIBS_DIR"
     pom_digest >"$LIBS_MARKER"
-    log "fetched $(find "$LIBS_DIR" -name '*.jar' | wc -l) jars"
+    log "fetched $(find "$KAFKA_LIBS_DIR" -name '*.jar' | wc -l) jars"
     exec 8>&-
 }
 
@@ -180,7 +178,7 @@ cmd_start() {
     # (goes with controller.quorum.bootstrap.servers, not controller.quorum.voters).
     # The format JVM is short-lived: C1 only + serial GC start it faster.
     if ! "$JAVA" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto "${log_opts[@]}" \
-            -cp "$LIBS_DIR/*" kafka.tools.StorageTool format \
+            -cp "$KAFKA_LIBS_DIR/*" kafka.tools.StorageTool format \
             --cluster-id "$cluster_id" --config "$dir/server.properties" --standalone \
             >"$dir/logs/format.log" 2>&1; then
         cat "$dir/logs/format.log" >&2
@@ -208,7 +206,7 @@ launch_broker() {
     local t0=$SECONDS
     # shellcheck disable=SC2086  # KAFKA_JAVA_OPTS is a list of words
     nohup "$JAVA" $KAFKA_JAVA_OPTS -Djava.awt.headless=true -XX:+ExitOnOutOfMemoryError \
-        "${log_opts[@]}" -cp "$LIBS_DIR/*" kafka.Kafka "$dir/server.properties" \
+        "${log_opts[@]}" -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$dir/server.properties" \
         </dev/null >>"$dir/logs/stdout.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$dir/kafka.pid"

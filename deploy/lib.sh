@@ -11,8 +11,11 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 # Downloads and the record of the running instance (NAME.current).
 CACHE_DIR="${PROFILED_CACHE:-$HOME/.cache/profiled}"
 
-# The Kafka release that kafka.sh runs and images.sh builds an image of.
+# The Kafka release that kafka.sh runs and images.sh builds an image of,
+# and the broker jars of it that `kafka.sh fetch` puts in the cache.
 KAFKA_VERSION="4.1.1"
+KAFKA_HOME_DIR="$CACHE_DIR/kafka-$KAFKA_VERSION"
+KAFKA_LIBS_DIR="$KAFKA_HOME_DIR/libs"
 
 log() { echo "$LIB_SCRIPT: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -111,6 +114,37 @@ cmd_stop_via() {
         return 0
     fi
     "$1" "$dir"
+}
+
+# cmd_status_via FUNC: the `status` command of a set-up of several
+# servers: runs FUNC DIR on the data dir that resolve_data_dir names, or
+# prints "not running" and is false.
+cmd_status_via() {
+    local dir
+    dir="$(resolve_data_dir)"
+    [[ -n "$dir" && -d "$dir" ]] || { echo "not running"; return 1; }
+    "$1" "$dir"
+}
+
+# status_lines WHAT LINE PORT...: the lines of `status` for the servers on
+# the PORTs: LINE PORT prints the line of one that answers PING, and
+# ping_or_down PORT WHAT that of one that does not; false when one is down.
+status_lines() {
+    local what="$1" line="$2" port rc=0
+    shift 2
+    for port in "$@"; do
+        ping_or_down "$port" "$what" || { rc=1; continue; }
+        "$line" "$port"
+    done
+    return "$rc"
+}
+
+# remove_data_dir DIR: the end of a `stop` whose servers are gone: DIR
+# removed and forgotten.
+remove_data_dir() {
+    rm -rf "$1"
+    forget "$1"
+    log "stopped"
 }
 
 # terminate PID WHAT: sends PID a TERM, and a KILL when it is still alive

@@ -34,7 +34,7 @@ BASE_PORT="${REDIS_CLUSTER_PORT:-17100}"
 NODES=6
 TIMEOUT="${REDIS_START_TIMEOUT:-30}"
 
-data_dir() { recorded_data_dir REDIS_CLUSTER_DATA_DIR; }
+resolve_data_dir() { recorded_data_dir REDIS_CLUSTER_DATA_DIR; }
 
 ports_of() { # the ports recorded in a data dir
     local dir="$1"
@@ -57,7 +57,7 @@ start() {
     local dir="${REDIS_CLUSTER_DATA_DIR:-}"
     [[ -n "$dir" ]] || dir="$(mktemp -d -t profiled-redis-cluster.XXXXXX)"
     mkdir -p "$dir" "$CACHE_DIR"
-    dir="$(cd "$dir" && pwd)" # canonical, as data_dir names it
+    dir="$(cd "$dir" && pwd)" # canonical, as resolve_data_dir names it
     local ports=() addrs=()
     for ((i = 0; i < NODES; i++)); do
         local port=$((BASE_PORT + i))
@@ -92,34 +92,25 @@ start() {
     echo "REDIS_CLUSTER_ADDRS=${addrs[*]}"
 }
 
-stop() {
-    local dir
-    dir="$(data_dir)"
-    [[ -n "$dir" && -d "$dir" ]] || { log "no cluster recorded"; return 0; }
+stop_dir() { # dir: stop the nodes recorded in it and remove it
+    local dir="$1"
     for port in $(ports_of "$dir"); do
         stop_redis "$dir/$port/redis.pid" redis-server "$port"
     done
-    rm -rf "$dir"
-    forget "$dir"
-    log "stopped"
+    remove_data_dir "$dir"
 }
 
-status() {
-    local dir
-    dir="$(data_dir)"
-    [[ -n "$dir" && -d "$dir" ]] || { echo "not running"; return 1; }
-    local rc=0
-    for port in $(ports_of "$dir"); do
-        ping_or_down "$port" || { rc=1; continue; }
-        echo "127.0.0.1:$port $(redis-cli -p "$port" role | head -1) $(redis-cli -p "$port" cluster info | grep cluster_state | tr -d '\r')"
-    done
-    return "$rc"
+node_line() { # port: a node's line of `status`: its role and the cluster state
+    echo "127.0.0.1:$1 $(redis-cli -p "$1" role | head -1) $(redis-cli -p "$1" cluster info | grep cluster_state | tr -d '\r')"
 }
+
+# shellcheck disable=SC2046 # the ports, one word each
+status_dir() { status_lines "" node_line $(ports_of "$1"); }
 
 node_dir() { # port: the node's directory in the recorded cluster
     local dir port="$1"
     [[ "$port" =~ ^[0-9]+$ ]] || die "not a port: $port"
-    dir="$(data_dir)"
+    dir="$(resolve_data_dir)"
     [[ -n "$dir" && -d "$dir/$port" ]] || die "no node $port in the recorded cluster"
     echo "$dir"
 }
@@ -157,8 +148,8 @@ failover() {
 
 case "${1:-}" in
 start) start ;;
-stop) stop ;;
-status) status ;;
+stop) cmd_stop_via stop_dir ;;
+status) cmd_status_via status_dir ;;
 kill) kill_node "${2:?usage: $0 kill PORT}" ;;
 restart) restart_node "${2:?usage: $0 restart PORT}" ;;
 failover) failover "${2:?usage: $0 failover PORT}" ;;

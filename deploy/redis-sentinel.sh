@@ -41,7 +41,7 @@ BASE_PORT="${REDIS_SENTINEL_PORT:-17400}"
 MASTER_NAME=profiled
 TIMEOUT="${REDIS_START_TIMEOUT:-30}"
 
-data_dir() { recorded_data_dir REDIS_SENTINEL_DATA_DIR; }
+resolve_data_dir() { recorded_data_dir REDIS_SENTINEL_DATA_DIR; }
 
 wait_until() { # what, command...: poll until the command succeeds
     local what="$1"
@@ -100,7 +100,7 @@ start() {
     local dir="${REDIS_SENTINEL_DATA_DIR:-}"
     [[ -n "$dir" ]] || dir="$(mktemp -d -t profiled-redis-sentinel.XXXXXX)"
     mkdir -p "$dir" "$CACHE_DIR"
-    dir="$(cd "$dir" && pwd)" # canonical, as data_dir names it
+    dir="$(cd "$dir" && pwd)" # canonical, as resolve_data_dir names it
     local servers=() sentinels=()
     for ((i = 0; i < 6; i++)); do
         local port=$((BASE_PORT + i))
@@ -132,10 +132,8 @@ start() {
     echo "REDIS_SENTINEL_MASTER=$MASTER_NAME"
 }
 
-stop() {
-    local dir
-    dir="$(data_dir)"
-    [[ -n "$dir" && -d "$dir" ]] || { log "no set-up recorded"; return 0; }
+stop_dir() { # dir: stop the processes recorded in it and remove it
+    local dir="$1"
     # sentinels first, so that they start no failover while the servers stop
     for port in $(cat "$dir/sentinels" 2>/dev/null); do
         stop_redis "$dir/$port/sentinel.pid" redis-sentinel "$port"
@@ -143,14 +141,12 @@ stop() {
     for port in $(cat "$dir/servers" 2>/dev/null); do
         stop_redis "$dir/$port/redis.pid" redis-server "$port"
     done
-    rm -rf "$dir"
-    forget "$dir"
-    log "stopped"
+    remove_data_dir "$dir"
 }
 
 master() {
     local dir
-    dir="$(data_dir)"
+    dir="$(resolve_data_dir)"
     [[ -n "$dir" && -d "$dir" ]] || die "no set-up recorded"
     for port in $(cat "$dir/sentinels"); do
         local a
@@ -162,26 +158,24 @@ master() {
     die "no sentinel answered"
 }
 
-status() {
-    local dir
-    dir="$(data_dir)"
-    [[ -n "$dir" && -d "$dir" ]] || { echo "not running"; return 1; }
+server_line() { echo "127.0.0.1:$1 $(redis-cli -p "$1" role | head -1)"; }
+
+sentinel_line() {
+    echo "127.0.0.1:$1 sentinel, master $(redis-cli -p "$1" sentinel get-master-addr-by-name "$MASTER_NAME" | paste -sd: -)"
+}
+
+# shellcheck disable=SC2046 # the ports, one word each
+status_dir() {
     local rc=0
-    for port in $(cat "$dir/servers"); do
-        ping_or_down "$port" || { rc=1; continue; }
-        echo "127.0.0.1:$port $(redis-cli -p "$port" role | head -1)"
-    done
-    for port in $(cat "$dir/sentinels"); do
-        ping_or_down "$port" sentinel || { rc=1; continue; }
-        echo "127.0.0.1:$port sentinel, master $(redis-cli -p "$port" sentinel get-master-addr-by-name "$MASTER_NAME" | paste -sd: -)"
-    done
+    status_lines "" server_line $(cat "$1/servers") || rc=1
+    status_lines sentinel sentinel_line $(cat "$1/sentinels") || rc=1
     return "$rc"
 }
 
 server_dir() { # port: the set-up's data dir, if port is one of its servers
     local dir port="$1"
     [[ "$port" =~ ^[0-9]+$ ]] || die "not a port: $port"
-    dir="$(data_dir)"
+    dir="$(resolve_data_dir)"
     [[ -n "$dir" && -d "$dir/$port" ]] && grep -qw "$port" "$dir/servers" || die "no redis-server $port in the recorded set-up"
     echo "$dir"
 }
@@ -206,8 +200,8 @@ restart_server() {
 
 case "${1:-}" in
 start) start ;;
-stop) stop ;;
-status) status ;;
+stop) cmd_stop_via stop_dir ;;
+status) cmd_status_via status_dir ;;
 master) master ;;
 kill) kill_server "${2:?usage: $0 kill PORT}" ;;
 restart) restart_server "${2:?usage: $0 restart PORT}" ;;

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -536,12 +536,7 @@ func TestLinkResultDependsOnlyOnTheSetOfEvents(t *testing.T) {
 // their users are in different slots of different masters: the same
 // property holds, and so does every step's crash safety.
 func TestLinkOnRedisCluster(t *testing.T) {
-	addrs := os.Getenv("PROFILED_TEST_REDIS_CLUSTER_ADDRS")
-	if addrs == "" || testing.Short() {
-		t.Skip("PROFILED_TEST_REDIS_CLUSTER_ADDRS names no Redis Cluster")
-	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
-	t.Cleanup(func() { c.Close() })
+	c := testenv.RealCluster(t)
 	prefix := fmt.Sprintf("test-cluster-%d:", rand.Int64())
 	ctx := context.Background()
 	slots := map[int64]bool{}

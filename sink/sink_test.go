@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -23,14 +24,8 @@ import (
 func redisForTest(t *testing.T) (redis.UniversalClient, string, bool) {
 	t.Helper()
 	prefix := fmt.Sprintf("test-%s-%d:", strings.ReplaceAll(t.Name(), "/", "-"), rand.Int64())
-	if url := os.Getenv("PROFILED_TEST_REDIS_URL"); url != "" && !testing.Short() {
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := redis.NewClient(opts)
-		t.Cleanup(func() { c.Close() })
-		return c, prefix, true
+	if os.Getenv(testenv.EnvRedisURL) != "" && !testing.Short() {
+		return testenv.RealRedis(t), prefix, true
 	}
 	mr := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})

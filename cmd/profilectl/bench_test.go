@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,10 +29,8 @@ const (
 // reports its rate and its peak resident memory (getrusage of the child).
 // Run it with `make bench-export`.
 func BenchmarkExportParquet(b *testing.B) {
+	c := testenv.RealRedis(b)
 	url := os.Getenv(testenv.EnvRedisURL)
-	if url == "" {
-		b.Skipf("needs a real Redis: %s (make bench-export sets it)", testenv.EnvRedisURL)
-	}
 	n := 1_000_000
 	if s := os.Getenv("PROFILED_EXPORT_PROFILES"); s != "" {
 		var err error
@@ -43,27 +38,22 @@ func BenchmarkExportParquet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	defer c.Close()
 	fill(b, c, n)
 	bin := testenv.Build(b, "cmd/profilectl")
 	out := filepath.Join(b.TempDir(), "profiles.parquet")
 	b.ResetTimer()
 	for b.Loop() {
 		redisCPU := serverCPU(b, c)
-		cmd := exec.Command(bin, "export", "--format", "parquet", "--out", out, "--prefix", benchPrefix)
-		cmd.Env = append(testenv.Environ("PROFILED_"), "PROFILED_REDIS_URL="+url)
 		start := time.Now()
-		msg, err := cmd.CombinedOutput()
+		p := testenv.Start(b, append(testenv.Environ("PROFILED_"), "PROFILED_REDIS_URL="+url),
+			bin, "export", "--format", "parquet", "--out", out, "--prefix", benchPrefix)
+		code := p.Wait(b, 30*time.Minute)
 		d := time.Since(start)
-		if err != nil {
-			b.Fatalf("%v\n%s", err, msg)
+		msg := p.Out.String()
+		if code != 0 {
+			b.Fatalf("%s exited %d\n%s", bin, code, msg)
 		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		ru := p.Rusage()
 		redisCPU = serverCPU(b, c) - redisCPU
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		fi, _ := os.Stat(out)
@@ -81,19 +71,13 @@ func BenchmarkExportParquet(b *testing.B) {
 // serverCPU is the CPU time the Redis server has used (INFO cpu, user
 // plus system), in seconds: the export's other half of the work.
 func serverCPU(b *testing.B, c *redis.Client) float64 {
-	info, err := c.Info(context.Background(), "cpu").Result()
+	info, err := c.InfoMap(context.Background(), "cpu").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if k == "used_cpu_user" || k == "used_cpu_sys" {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
+	user, _ := strconv.ParseFloat(info["CPU"]["used_cpu_user"], 64)
+	sys, _ := strconv.ParseFloat(info["CPU"]["used_cpu_sys"], 64)
+	return user + sys
 }
 
 // fill writes n profiles under benchPrefix by pipelined HSETs, unless a

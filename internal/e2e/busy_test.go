@@ -12,8 +12,7 @@ import (
 // outage and retried forever, so nothing was applied for anyone). At the
 // largest batch size the service may be given, every profile is applied.
 func TestOneBusyProfileDoesNotStallTheInstance(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 1)
+	e, o := setupTopic(t, 1)
 	o.env = append(o.env, "PROFILED_BATCH_SIZE=100000", "PROFILED_BATCH_TIME=3s")
 	ts := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339Nano)
 	var values [][]byte

@@ -42,8 +42,7 @@ func checkCounts(t *testing.T, got map[string]map[string]string, want map[string
 }
 
 func TestEachKindCreatesOrNotAProfile(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 3)
+	e, o := setupTopic(t, 3)
 	now := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
 	values := [][]byte{
@@ -137,9 +136,8 @@ func TestShuffledInputGivesIdenticalProfiles(t *testing.T) {
 // batch reached Redis and before its offsets were committed; the restarted
 // process gets the batch again and must not count it twice.
 func TestKillNineBetweenRedisWriteAndCommit(t *testing.T) {
-	e := setup(t)
+	e, o := setupTopic(t, 3)
 	values, want := workload(2, 2000, 40)
-	o := e.onNewTopic(t, 3)
 	e.produce(t, o.topic, values)
 
 	marker := t.TempDir() + "/stalled"
@@ -176,9 +174,8 @@ func fileExists(path string) bool {
 // checks the exit code, the grace period and that nothing written to Redis
 // is left uncommitted: a fresh instance then completes the counts exactly.
 func TestSIGTERMMidStreamCommitsWhatItWrote(t *testing.T) {
-	e := setup(t)
+	e, o := setupTopic(t, 3)
 	values, want := workload(3, 20000, 500)
-	o := e.onNewTopic(t, 3)
 	o.env = []string{"PROFILED_BATCH_SIZE=200", "PROFILED_SHUTDOWN_TIMEOUT=10s"}
 	e.produce(t, o.topic, values)
 	p := e.start(t, o)
@@ -225,9 +222,8 @@ func TestSIGTERMMidStreamCommitsWhatItWrote(t *testing.T) {
 // TestTwoInstancesShareTheGroup runs two processes in one group; they split
 // the partitions and build the same profiles one process builds.
 func TestTwoInstancesShareTheGroup(t *testing.T) {
-	e := setup(t)
+	e, o := setupTopic(t, 6)
 	values, want := workload(4, 6000, 200)
-	o := e.onNewTopic(t, 6)
 	o.env = []string{"PROFILED_BATCH_SIZE=100"}
 	p1 := e.start(t, o)
 	p2 := e.start(t, o)
@@ -261,8 +257,7 @@ func assigned(p *proc) int {
 // offsets start at 0 again, and the new records must count although their
 // offsets are at or below the watermarks of the old ones.
 func TestRecreatedTopicCountsNewRecords(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 1)
+	e, o := setupTopic(t, 1)
 	mk := func(id string) []byte {
 		return js(map[string]any{"type": "track", "event": "Application Opened", "userId": "same-user", "messageId": id,
 			"timestamp": time.Now().UTC().Format(time.RFC3339Nano)})

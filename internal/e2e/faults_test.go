@@ -18,8 +18,7 @@ import (
 // rejection reason and checks the dead-letter topic: key, value and headers
 // unchanged, plus the contract's headers, and the offsets committed.
 func TestEveryRejectionReachesTheDeadLetterTopic(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 2)
+	e, o := setupTopic(t, 2)
 	now := time.Now().UTC()
 	secret := "secret-value-4242"
 	bad := map[string][]byte{
@@ -109,8 +108,7 @@ func TestEveryRejectionReachesTheDeadLetterTopic(t *testing.T) {
 // write go out together; it is never committed, and its offset keeps it
 // from counting twice when the partition is delivered again.)
 func TestDeadLetterFailureStopsThePartition(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 1)
+	e, o := setupTopic(t, 1)
 	e.svc.CreateTopic(t, o.dlq, 1, map[string]string{"max.message.bytes": "100"})
 	ts := time.Now().UTC().Format(time.RFC3339)
 	e.produce(t, o.topic, [][]byte{
@@ -205,9 +203,8 @@ func (p *proxy) down() {
 // nothing is committed past unwritten records, and when Redis is back every
 // record is applied exactly once without a restart.
 func TestRedisOutage(t *testing.T) {
-	e := setup(t)
+	e, o := setupTopic(t, 3)
 	values, want := workload(6, 4000, 100)
-	o := e.onNewTopic(t, 3)
 	target := strings.TrimPrefix(strings.Split(e.redisURL, "/0")[0], "redis://")
 	px := newProxy(t, target)
 	o.env = []string{"PROFILED_REDIS_URL=redis://" + px.addr + "/0", "PROFILED_REDIS_TIMEOUT=500ms"}

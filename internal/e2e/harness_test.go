@@ -92,6 +92,14 @@ func (e *env) onNewTopic(t *testing.T, partitions int) runOpts {
 	return e.opts(t, e.topic(t, partitions))
 }
 
+// setupTopic is setup and onNewTopic, the way most tests begin: the real
+// services (or a skip) and a run on a new topic of the given partitions.
+func setupTopic(t *testing.T, partitions int) (*env, runOpts) {
+	t.Helper()
+	e := setup(t)
+	return e, e.onNewTopic(t, partitions)
+}
+
 // proc is a running profiled and the address of its HTTP server.
 type proc struct {
 	*testenv.Process

@@ -15,8 +15,7 @@ import (
 // second device joins by alias; a third id is claimed by another user
 // first, so a later link of it is a conflict. Contract section 2a.
 func TestIdentityJourneyOnTheRealBroker(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 4)
+	e, o := setupTopic(t, 4)
 	now := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
 	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
 	at := func(d time.Duration) string { return now.Add(d).Format("2006-01-02T15:04:05.000Z") }

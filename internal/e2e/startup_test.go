@@ -61,8 +61,7 @@ func TestStartupWithoutBrokersExits1NamingTheVariable(t *testing.T) {
 }
 
 func TestStartupCreatesTheDeadLetterTopicAndTurnsReady(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 2)
+	e, o := setupTopic(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if _, err := e.conn.DescribeTopics(ctx, []string{o.dlq}); !errors.Is(err, kafkaconn.ErrUnknownTopic) {
@@ -101,8 +100,7 @@ func TestStartupCreatesTheDeadLetterTopicAndTurnsReady(t *testing.T) {
 }
 
 func TestStartupLogsTheConfigurationRedacted(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 1)
+	e, o := setupTopic(t, 1)
 	const saslSecret, redisSecret = "sasl-pw-e2e-s3cret", "redis-pw-e2e-s3cret"
 	// a password without a SASL mechanism is unused; so is a Redis
 	// password next to a URL: both still reach the configuration log
@@ -232,8 +230,7 @@ func TestStartupMalformedSettingExits1NamingIt(t *testing.T) {
 // ready, logged), and profiled joins when it comes; a typo in a variable's
 // name is warned about.
 func TestStartupWaitsForKafka(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 1)
+	e, o := setupTopic(t, 1)
 	px := newProxy(t, e.brokers[0])
 	px.down()
 	o.env = []string{"PROFILED_KAFKA_BROKERS=" + px.addr, "PROFILED_KAFKA_BROKER=typo:9092", "PROFILED_TEST_WHATEVER=1"}
@@ -379,8 +376,7 @@ func startRedisServer(t *testing.T, args ...string) string {
 // Redis unreachable at start is waited for too (alive, not ready, logged),
 // and SIGTERM during the wait stops profiled cleanly: nothing is in flight.
 func TestStartupWaitsForRedisAndStopsCleanlyMeanwhile(t *testing.T) {
-	e := setup(t)
-	o := e.onNewTopic(t, 1)
+	e, o := setupTopic(t, 1)
 	target := strings.TrimPrefix(strings.Split(e.redisURL, "/0")[0], "redis://")
 	px := newProxy(t, target)
 	px.down()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/profiled/profiled/internal/testenv"
 	"github.com/profiled/profiled/profile"
 	"github.com/profiled/profiled/sink"
 )
@@ -138,33 +136,4 @@ func flat(m map[string]string) []any {
 		out = append(out, k, v)
 	}
 	return out
-}
-
-// realRedis returns a client of the real Redis of make test, or skips.
-func realRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	url := os.Getenv(testenv.EnvRedisURL)
-	if url == "" || testing.Short() {
-		t.Skipf("needs a real Redis: %s (make test sets it)", testenv.EnvRedisURL)
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// realCluster returns a client of the Redis Cluster named by
-// PROFILED_TEST_REDIS_CLUSTER_ADDRS (deploy/redis-cluster.sh), or skips.
-func realCluster(t *testing.T) *redis.ClusterClient {
-	t.Helper()
-	addrs := os.Getenv("PROFILED_TEST_REDIS_CLUSTER_ADDRS")
-	if addrs == "" || testing.Short() {
-		t.Skip("PROFILED_TEST_REDIS_CLUSTER_ADDRS names no Redis Cluster")
-	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
-	t.Cleanup(func() { c.Close() })
-	return c
 }

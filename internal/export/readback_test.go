@@ -326,13 +326,13 @@ func checkFilters(t *testing.T, src *Source, people []person) {
 }
 
 func TestExportsReadBackOnRedis(t *testing.T) {
-	checkExports(t, realRedis(t))
+	checkExports(t, testenv.RealRedis(t))
 }
 
 // On a Cluster the profiles spread over every master; the export scans
 // them all.
 func TestExportsReadBackOnRedisCluster(t *testing.T) {
-	c := realCluster(t)
+	c := testenv.RealCluster(t)
 	var masters atomic.Int32 // ForEachMaster calls the function from a goroutine per master
 	_ = c.ForEachMaster(context.Background(), func(context.Context, *redis.Client) error { masters.Add(1); return nil })
 	if masters.Load() < 2 {

@@ -22,7 +22,7 @@ import (
 func TestExportOfSinkWrittenProfiles(t *testing.T) {
 	var c redis.UniversalClient
 	if os.Getenv(testenv.EnvRedisURL) != "" && !testing.Short() {
-		c = realRedis(t)
+		c = testenv.RealRedis(t)
 	} else {
 		_, c = miniClient(t)
 	}

@@ -313,49 +313,55 @@ func (s *scenario) compare(a, b *redisServer) {
 	s.note("%d profiles, %d :link and %d :links keys alike on both", len(pa), len(oa), len(la))
 }
 
+// redisSetup is the Cluster or the Sentinel set-up, as a fault scenario
+// uses it.
+type redisSetup interface {
+	flush(t *testing.T)
+	healthy() bool
+	waitHealthy(t *testing.T, d time.Duration, after string)
+	snapshot(to *redis.Client) (int, error)
+}
+
+// underFaults is a fault scenario on the emptied set-up r: two instances
+// started with env, the stream produced over pace while the steps and
+// faults run (see underLoad), the rest drained; then r healthy again
+// (after names the wait in a failure), its keys copied to the scenario's
+// server and checked under label.
+func (s *scenario) underFaults(r redisSetup, env []string, pace time.Duration, steps []string, faults map[string]func(), after, label string) {
+	r.flush(s.t)
+	f := s.launch("", env...)
+	s.underLoad(f, 2, pace, r.healthy, steps, faults)
+	s.drain(drainTime)
+	r.waitHealthy(s.t, time.Minute, after)
+	s.snapshotFrom(r)
+	s.check(label)
+}
+
 // clusterFailover: kill -9 of a master (its replica is promoted, the
 // killed node comes back as a replica), then CLUSTER FAILOVER of another,
 // with instances joining, leaving and killed around them.
 func (cs *clusterSuite) clusterFailover(s *scenario) {
-	cs.cluster.flush(s.t)
-	f := s.launch("", cs.clusterEnv()...)
 	promoted := 0
-	s.underLoad(f, 2, cs.pace, cs.cluster.healthy, []string{"join", "kill-master", "leave", "join", "cluster-failover", "kill-9", "join"},
+	s.underFaults(cs.cluster, cs.clusterEnv(), cs.pace, []string{"join", "kill-master", "leave", "join", "cluster-failover", "kill-9", "join"},
 		map[string]func(){
 			"kill-master":      func() { promoted = cs.cluster.killMaster(s) },
 			"cluster-failover": func() { cs.cluster.failover(s, promoted) },
-		})
-	s.drain(drainTime)
-	cs.cluster.waitHealthy(s.t, time.Minute, "after the failovers")
-	s.snapshotFrom(cs.cluster)
-	s.check("cluster failover")
+		}, "after the failovers", "cluster failover")
 }
 
 // clusterReshard: slots move between masters three times while profiled
 // writes (MOVED and ASK), with instances joining, leaving and killed.
 func (cs *clusterSuite) clusterReshard(s *scenario) {
-	cs.cluster.flush(s.t)
-	f := s.launch("", cs.clusterEnv()...)
-	s.underLoad(f, 2, cs.pace, cs.cluster.healthy, []string{"join", "reshard", "leave", "reshard", "kill-9", "join", "reshard"},
-		map[string]func(){"reshard": func() { cs.cluster.reshard(s, 1500) }})
-	s.drain(drainTime)
-	cs.cluster.waitHealthy(s.t, time.Minute, "after resharding")
-	s.snapshotFrom(cs.cluster)
-	s.check("cluster reshard")
+	s.underFaults(cs.cluster, cs.clusterEnv(), cs.pace, []string{"join", "reshard", "leave", "reshard", "kill-9", "join", "reshard"},
+		map[string]func(){"reshard": func() { cs.cluster.reshard(s, 1500) }}, "after resharding", "cluster reshard")
 }
 
 // sentinelFailover: kill -9 of the master twice; each time the sentinels
 // promote a replica and the killed server comes back as a replica.
 func (cs *clusterSuite) sentinelFailover(s *scenario) {
-	cs.sentinel.flush(s.t)
-	f := s.launch("", cs.sentinelEnv()...)
 	// a Sentinel failover and the killed server's full resync take longer
 	// than the Cluster's: the stream lasts half as long again, so that the
 	// second kill still falls while events arrive
-	s.underLoad(f, 2, cs.pace*3/2, cs.sentinel.healthy, []string{"kill-master", "join", "kill-9", "kill-master", "join", "leave"},
-		map[string]func(){"kill-master": func() { cs.sentinel.killMaster(s) }})
-	s.drain(drainTime)
-	cs.sentinel.waitHealthy(s.t, time.Minute, "after the failovers")
-	s.snapshotFrom(cs.sentinel)
-	s.check("sentinel failover")
+	s.underFaults(cs.sentinel, cs.sentinelEnv(), cs.pace*3/2, []string{"kill-master", "join", "kill-9", "kill-master", "join", "leave"},
+		map[string]func(){"kill-master": func() { cs.sentinel.killMaster(s) }}, "after the failovers", "sentinel failover")
 }

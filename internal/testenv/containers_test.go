@@ -10,7 +10,6 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-	"github.com/redis/go-redis/v9"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 )
@@ -81,13 +80,7 @@ func TestContainersTerminated(t *testing.T) {
 	t.Run("pair", func(t *testing.T) {
 		p := Containers(t)
 		ids = []string{p.Kafka.GetContainerID(), p.Redis.GetContainerID()}
-		opts, err := redis.ParseURL(p.RedisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(opts)
-		defer rdb.Close()
-		if err := rdb.Ping(context.Background()).Err(); err != nil {
+		if err := p.Services(t).Redis.Ping(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
 	})

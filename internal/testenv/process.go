@@ -107,6 +107,12 @@ func (p *Process) Wait(t testing.TB, d time.Duration) int {
 	}
 }
 
+// Rusage is the resource use of the exited process (getrusage of the
+// child: CPU times, peak resident set size).
+func (p *Process) Rusage() *syscall.Rusage {
+	return p.Cmd.ProcessState.SysUsage().(*syscall.Rusage)
+}
+
 // WaitOutput waits up to d for text to appear in the output, and fails
 // the test when d passes or the process exits first.
 func (p *Process) WaitOutput(t testing.TB, d time.Duration, text string) {

@@ -18,12 +18,13 @@ import (
 
 // The variables that say which services tests use. deploy/testenv.sh
 // (and so make test) starts a real broker and redis-server and sets the
-// first three.
+// first three, and a Redis Cluster for the last unless TESTENV_CLUSTER=0.
 const (
-	EnvKafkaBrokers = "PROFILED_TEST_KAFKA_BROKERS" // host:port[,host:port...]
-	EnvRedisURL     = "PROFILED_TEST_REDIS_URL"     // redis://host:port/db
-	EnvRedisServer  = "PROFILED_TEST_REDIS_SERVER"  // the redis-server binary, for suites that run their own
-	EnvServices     = "PROFILED_TEST_SERVICES"      // auto (default), scripts or containers
+	EnvKafkaBrokers      = "PROFILED_TEST_KAFKA_BROKERS"       // host:port[,host:port...]
+	EnvRedisURL          = "PROFILED_TEST_REDIS_URL"           // redis://host:port/db
+	EnvRedisServer       = "PROFILED_TEST_REDIS_SERVER"        // the redis-server binary, for suites that run their own
+	EnvServices          = "PROFILED_TEST_SERVICES"            // auto (default), scripts or containers
+	EnvRedisClusterAddrs = "PROFILED_TEST_REDIS_CLUSTER_ADDRS" // host:port[,host:port...] of a Redis Cluster
 )
 
 // Services is a Kafka and a Redis for a test.
@@ -57,6 +58,38 @@ func Real(t testing.TB) *Services {
 		t.Fatalf("%s: %v", EnvRedisURL, err)
 	}
 	return newServices(t, brokers, url, redis.NewClient(opts), nil)
+}
+
+// RealRedis returns a client of the real Redis that EnvRedisURL names,
+// closed when the test ends, or skips the test (always under -short): for
+// tests that need a Redis server and no Kafka.
+func RealRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	url := os.Getenv(EnvRedisURL)
+	if url == "" || testing.Short() {
+		t.Skipf("needs a real Redis: %s (deploy/testenv.sh sets it)", EnvRedisURL)
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvRedisURL, err)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// RealCluster returns a client of the Redis Cluster that
+// EnvRedisClusterAddrs names, closed when the test ends, or skips the test
+// (always under -short).
+func RealCluster(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	addrs := os.Getenv(EnvRedisClusterAddrs)
+	if addrs == "" || testing.Short() {
+		t.Skipf("%s names no Redis Cluster", EnvRedisClusterAddrs)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // locate is the one place that decides which real services tests use:
