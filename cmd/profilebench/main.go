@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/profiled/profiled/consumer"
 	"github.com/profiled/profiled/internal/feed"
 	kafkaconn "github.com/profiled/profiled/internal/kafka"
 )
@@ -82,7 +83,7 @@ func run(ctx context.Context) error {
 		latencySeconds: envInt("BENCH_LATENCY_SECONDS", 30),
 		latencyWarmup:  envInt("BENCH_LATENCY_WARMUP", 30),
 		partitions:     6,
-		batchSize:      envInt("BENCH_BATCH_SIZE", 2000),
+		batchSize:      envInt("BENCH_BATCH_SIZE", consumer.DefaultConfig().BatchSize), // profiled's own default
 		brokers:        strings.Split(os.Getenv("PROFILED_TEST_KAFKA_BROKERS"), ","),
 		redisURL:       os.Getenv("PROFILED_TEST_REDIS_URL"),
 		binary:         envStr("BENCH_PROFILED", "bin/profiled"),
