@@ -8,8 +8,9 @@
 --                        ("o:<source>") and, per anonymous id linked to
 --                        this user, per-log watermarks of its routed
 --                        records ("r:<source>|<anonymous id>")
--- KEYS[3] dedupe zset    <prefix>profile:{<id>}:d   messageId -> applied at
---                        (ms; + 0.5 for a launch, so a fold knows the kind)
+-- KEYS[3] dedupe zset    <prefix>profile:{<id>}:d   messageId -> score:
+--                        -(2 x ms applied at + 1) for a launch, -(2 x ms)
+--                        for a visit (see applied)
 -- KEYS[4] link key       mode 'a': <prefix>profile:{anon:<A>}:link, the
 --                        user A is linked to; other modes: the user's links
 --                        hash <prefix>profile:{<U>}:links, anonymous id ->
@@ -17,15 +18,28 @@
 --
 -- ARGV: now_ms, now_text, window_ms, max_traits, max_dedupe, max_links,
 --       mode, anon,
---       nf, nf x (name, value, time_ms),
+--       nf (fields), ntr (the first custom trait's index among them, 0-based),
 --       first_ms, first_text, first_channel, last_ms, last_text, last_channel
 --       (channel "" when the update saw no launch or visit),
---       ns, ns x source,
---       nc, nc x (channel "a"|"w", source index (1-based), offset, message_id)
---       with the counts sorted by (source, offset),
+--       ns (sources), ns x (lowest offset, highest offset) of its counts,
+--       nc (counts), fast, launches, visits,
+--       nc x (channel "a"|"w" and source index (1-based), offset),
+--       nm (0, or nc with messageId deduplication on),
+--       nm x message_id ("" for none), np, np x (score, message_id)
+--       for the counts that have one,
 --       nl, nl x anonymous id to link (mode 'u'),
+--       nmk, nmk x meta field (nf x "t:<field>", then ns x watermark field),
+--       npk, npk x profile field of each field ("latitude", "longitude" for
+--       coordinates), nf x (value, time_ms),
 --       and in mode 'f' only: launches, visits, nm, nm x (message_id, score),
 --       nw, nw x (source, offset): the anonymous id's frozen history.
+--
+-- The counts come sorted by (source, offset). The caller works out what it
+-- can: every field name the script reads or writes, each count's dedupe
+-- score (see applied), the launches and visits, and "fast"
+-- ("1" when the offsets rise within each source and no messageId repeats),
+-- so that the common case costs no Lua per count: every count above its
+-- log's watermark and no messageId known within the window.
 --
 -- Modes:
 --   'u' a user's own update; reserves the anonymous ids to link
@@ -62,6 +76,21 @@ local function gt(a, b)
 end
 
 local SLICE = 1000
+
+-- applied reads a dedupe score: the time (ms) its messageId was applied,
+-- and whether the record was a launch. A score is -(2 * time + 1) for a
+-- launch and -(2 * time) for a visit: an integer, which a small sorted set
+-- keeps as one (no float to parse on every comparison), and the lowest
+-- so far, so that it goes in at the head. Scores of an earlier form,
+-- time (+ 0.5 for a launch), are positive and still read.
+local function applied(sc)
+  if sc < 0 then
+    local v = -sc
+    local k = v % 2
+    return (v - k) / 2, k == 1
+  end
+  return math.floor(sc), sc % 1 ~= 0
+end
 
 -- call runs cmd on key with the values of list, SLICE values (a multiple
 -- of step) at a time, and returns the replies joined.
@@ -109,49 +138,65 @@ elseif mode == 'f' then
 end
 
 -- locate the sections of ARGV
-local nf = tonumber(ARGV[9])
-local fi = 10                -- first field triple
-local si = fi + 3 * nf       -- seen: 6 values
+local nf, ntr = tonumber(ARGV[9]), tonumber(ARGV[10])
+local si = 11                -- seen: 6 values
 local ns = tonumber(ARGV[si + 6])
-local srci = si + 7          -- sources
-local nc = tonumber(ARGV[srci + ns])
-local ci = srci + ns + 1     -- count quadruples
-local li = ci + 4 * nc
+local srci = si + 7          -- sources: (lowest, highest offset) each
+local ci = srci + 2 * ns     -- nc, fast, launches, visits
+local nc = tonumber(ARGV[ci])
+local pos = ci + 4           -- count pairs (channel and source, offset)
+local nmid = tonumber(ARGV[pos + 2 * nc])
+local mid0 = pos + 2 * nc + 1 -- messageIds, by count
+local np = tonumber(ARGV[mid0 + nmid])
+local pi = mid0 + nmid + 1   -- (score, messageId) pairs
+local li = pi + 2 * np
 local nl = tonumber(ARGV[li])
-local fo = li + nl + 1       -- fold section (mode 'f')
+local mk = li + nl + 2       -- meta fields to read
+local nmk = tonumber(ARGV[mk - 1])
+local pk = mk + nmk + 1      -- profile fields to read
+local npk = tonumber(ARGV[pk - 1])
+local vi0 = pk + npk         -- field (value, time) pairs
+local fo = vi0 + 2 * nf      -- fold section (mode 'f')
 local foldL, foldV = 0, 0
 if mode == 'f' then foldL, foldV = tonumber(ARGV[fo]), tonumber(ARGV[fo + 1]) end
 
--- watermark field of each source: the log's own, or, for records routed
--- from an anonymous id, that id's in this log
-local function wmField(src)
-  if mode == 'r' then return 'r:' .. src .. '|' .. anon end
-  return 'o:' .. src
+-- read HMGET key, the fixed fields, then ARGV[a .. a + n - 1], in one call
+-- when the list is short (unpack straight from ARGV: no table to build)
+local function read(key, fixed, a, n)
+  if n <= SLICE then
+    if #fixed == 4 then
+      return redis.call('HMGET', key, fixed[1], fixed[2], fixed[3], fixed[4], unpack(ARGV, a, a + n - 1))
+    end
+    return redis.call('HMGET', key, fixed[1], fixed[2], fixed[3], fixed[4], fixed[5], unpack(ARGV, a, a + n - 1))
+  end
+  local list = {}
+  for k = 1, #fixed do list[k] = fixed[k] end
+  for k = 0, n - 1 do list[#list + 1] = ARGV[a + k] end
+  return byIndex('HMGET', key, list)
+end
+local MFIXED = {'fs', 'ls', 'nt', 'lp'}
+local PFIXED = {'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits'}
+
+-- an update with nothing to merge (the fold of an anonymous id that had
+-- no history of its own: a device id that came with its user id) only
+-- completes the link
+local fCh = ARGV[si + 2]
+local has = nf > 0 or fCh ~= '' or nc > 0 or foldL > 0 or foldV > 0
+if mode == 'f' and not has and tonumber(ARGV[fo + 2]) == 0 and tonumber(ARGV[fo + 3]) == 0 then
+  if redis.call('HGET', l, anon) == 'r' then
+    local lp = tonumber(redis.call('HGET', m, 'lp') or '0')
+    if lp > 0 then redis.call('HSET', m, 'lp', lp - 1) end
+  end
+  redis.call('HSET', l, anon, 'f')
+  return {0, 0, 0, 0, 0, 0, 0, 0, ''}
 end
 
 -- one read of each hash
-local mkeys = {'fs', 'ls', 'nt', 'lp'}
-local pkeys = {'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits'}
-for k = 0, nf - 1 do
-  local name = ARGV[fi + 3 * k]
-  mkeys[#mkeys + 1] = 't:' .. name
-  if name == 'coordinates' then
-    pkeys[#pkeys + 1] = 'latitude'
-    pkeys[#pkeys + 1] = 'longitude'
-  else
-    pkeys[#pkeys + 1] = name
-  end
-end
-local mbase = #mkeys
-for k = 0, ns - 1 do
-  mkeys[#mkeys + 1] = wmField(ARGV[srci + k])
-end
-local mv = byIndex('HMGET', m, mkeys)
-local pv = byIndex('HMGET', p, pkeys)
+local mbase = 4 + nf         -- the watermarks' place in mv
+local mv = read(m, MFIXED, mk, nmk)
+local pv = read(p, PFIXED, pk, npk)
 
 local exists = pv[1] and true or false
-local fCh = ARGV[si + 2]
-local has = nf > 0 or fCh ~= '' or nc > 0 or foldL > 0 or foldV > 0
 local created = (not exists) and has
 local changed = created
 local pset, mset = {}, {}
@@ -160,10 +205,12 @@ local pset, mset = {}, {}
 local vi = 6
 local newTraits, evicted = 0, 0
 for k = 0, nf - 1 do
-  local name, value, tText = ARGV[fi + 3 * k], ARGV[fi + 3 * k + 1], ARGV[fi + 3 * k + 2]
+  local value, tText = ARGV[vi0 + 2 * k], ARGV[vi0 + 2 * k + 1]
+  local name = ARGV[pk + vi - 6]
   local t = tonumber(tText)
   local cur
-  if name == 'coordinates' then
+  local coord = name == 'latitude'
+  if coord then
     if pv[vi] then cur = pv[vi] .. ',' .. (pv[vi + 1] or '') end
     vi = vi + 2
   else
@@ -172,12 +219,12 @@ for k = 0, nf - 1 do
   end
   local curT = mv[5 + k] and tonumber(mv[5 + k])
   if (not curT) or t > curT or (t == curT and gt(value, cur or '')) then
-    mset[#mset + 1] = 't:' .. name
+    mset[#mset + 1] = ARGV[mk + k]
     mset[#mset + 1] = tText
-    if not curT and string.sub(name, 1, 6) == 'trait.' then newTraits = newTraits + 1 end
+    if not curT and k >= ntr then newTraits = newTraits + 1 end
     if value ~= cur then
       changed = true
-      if name == 'coordinates' then
+      if coord then
         local comma = string.find(value, ',', 1, true)
         pset[#pset + 1] = 'latitude'
         pset[#pset + 1] = string.sub(value, 1, comma - 1)
@@ -266,6 +313,12 @@ local launches, visits, dupMsg, dupRedelivered, forgotten = 0, 0, 0, 0, 0
 local dedupeAdded = false
 local oldest = now - window
 
+-- forget drops the messageIds applied at or before oldest: scores
+-- -(2 * oldest + 1) to -1, and those of the earlier form up to oldest
+local function forget()
+  redis.call('ZREMRANGEBYSCORE', d, string.format('%.0f', -2 * oldest - 1), string.format('%.0f', oldest))
+end
+
 -- remember adds (score, messageId) pairs to the dedupe set
 local function remember(add)
   if #add > 0 then
@@ -277,49 +330,76 @@ end
 -- counts: each record once (offset watermark per log), each messageId once
 -- per window
 if nc > 0 then
-  local wm, moved = {}, {}
-  for k = 1, ns do wm[k] = tonumber(mv[mbase + k] or '-1') end
-  -- records above the watermarks, and their messageIds
-  local fresh, mids = {}, {}
-  for k = 0, nc - 1 do
-    local j = ci + 4 * k
-    local src, offText = tonumber(ARGV[j + 1]), ARGV[j + 2]
-    local off = tonumber(offText)
-    if off <= wm[src] then
-      dupRedelivered = dupRedelivered + 1
-    else
-      wm[src] = off
-      moved[src] = offText
-      fresh[#fresh + 1] = j
-      if window > 0 and ARGV[j + 3] ~= '' then mids[#mids + 1] = ARGV[j + 3] end
-    end
+  local wm = {}
+  local fast = ARGV[ci + 1] == '1'
+  for k = 1, ns do
+    wm[k] = tonumber(mv[mbase + k] or '-1')
+    if fast and tonumber(ARGV[srci + 2 * k - 2]) <= wm[k] then fast = false end
   end
-  local known = {}
-  if #mids > 0 then
-    local scores = byIndex('ZMSCORE', d, mids)
-    for k = 1, #mids do
-      if scores[k] and tonumber(scores[k]) > oldest then known[mids[k]] = true end
-    end
-  end
-  local add = {}
-  for _, j in ipairs(fresh) do
-    local mid = ARGV[j + 3]
-    if window > 0 and mid ~= '' and known[mid] then
-      dupMsg = dupMsg + 1
-    else
-      if window > 0 and mid ~= '' then
-        known[mid] = true
-        add[#add + 1] = ARGV[j] == 'a' and (ARGV[1] .. '.5') or ARGV[1]
-        add[#add + 1] = mid
+  if fast and np > 0 then
+    local scores = redis.call('ZMSCORE', d, unpack(ARGV, mid0, mid0 + nmid - 1))
+    for k = 1, nmid do
+      if scores[k] and applied(tonumber(scores[k])) > oldest then
+        fast = false
+        break
       end
-      if ARGV[j] == 'a' then launches = launches + 1 else visits = visits + 1 end
     end
   end
-  for k, offText in pairs(moved) do
-    mset[#mset + 1] = wmField(ARGV[srci + k - 1])
-    mset[#mset + 1] = offText
+  if fast then
+    -- the common case: every record is new, and so is every messageId
+    launches, visits = tonumber(ARGV[ci + 2]), tonumber(ARGV[ci + 3])
+    if np > 0 then
+      redis.call('ZADD', d, unpack(ARGV, pi, pi + 2 * np - 1))
+      dedupeAdded = true
+    end
+    for k = 1, ns do
+      mset[#mset + 1] = ARGV[mk + nf + k - 1]
+      mset[#mset + 1] = ARGV[srci + 2 * k - 1]
+    end
+  else
+    -- records above the watermarks, and their messageIds
+    local moved, fresh, mids = {}, {}, {}
+    for k = 0, nc - 1 do
+      local cs, offText = ARGV[pos + 2 * k], ARGV[pos + 2 * k + 1]
+      local src, off = tonumber(string.sub(cs, 2)), tonumber(offText)
+      if off <= wm[src] then
+        dupRedelivered = dupRedelivered + 1
+      else
+        wm[src] = off
+        moved[src] = offText
+        fresh[#fresh + 1] = k
+        if nmid > 0 and ARGV[mid0 + k] ~= '' then mids[#mids + 1] = ARGV[mid0 + k] end
+      end
+    end
+    local known = {}
+    if #mids > 0 then
+      local scores = byIndex('ZMSCORE', d, mids)
+      for k = 1, #mids do
+        if scores[k] and applied(tonumber(scores[k])) > oldest then known[mids[k]] = true end
+      end
+    end
+    local add = {}
+    local launchScore, visitScore = string.format('%.0f', -2 * now - 1), string.format('%.0f', -2 * now)
+    for _, k in ipairs(fresh) do
+      local mid = nmid > 0 and ARGV[mid0 + k] or ''
+      local launch = string.byte(ARGV[pos + 2 * k], 1) == 97 -- 'a'
+      if mid ~= '' and known[mid] then
+        dupMsg = dupMsg + 1
+      else
+        if mid ~= '' then
+          known[mid] = true
+          add[#add + 1] = launch and launchScore or visitScore
+          add[#add + 1] = mid
+        end
+        if launch then launches = launches + 1 else visits = visits + 1 end
+      end
+    end
+    for k, offText in pairs(moved) do
+      mset[#mset + 1] = ARGV[mk + nf + k - 1]
+      mset[#mset + 1] = offText
+    end
+    remember(add)
   end
-  remember(add)
 end
 
 -- the fold: an anonymous id's frozen history joins its user, once
@@ -336,12 +416,12 @@ if mode == 'f' then
     local add = {}
     for k = 0, nm - 1 do
       local mid, scText = ARGV[mi + 2 * k], ARGV[mi + 2 * k + 1]
-      local sc = tonumber(scText)
+      local sc, launch = applied(tonumber(scText))
       if sc > oldest then
-        local c = cur[k + 1] and tonumber(cur[k + 1])
+        local c = cur[k + 1] and applied(tonumber(cur[k + 1]))
         if c and c > oldest then
           -- counted under the anonymous id and again under the user: once
-          if sc % 1 ~= 0 then foldL = foldL - 1 else foldV = foldV - 1 end
+          if launch then foldL = foldL - 1 else foldV = foldV - 1 end
           dupMsg = dupMsg + 1
         end
         if not (c and c > oldest) or sc < c then -- the window runs from its first application
@@ -370,16 +450,20 @@ if dedupeAdded then
   redis.call('PEXPIRE', d, window)
   -- forget what left the window: often enough to bound memory, rarely
   -- enough to stay cheap (the window check above uses the scores anyway)
-  if now % 16 == 0 then
-    redis.call('ZREMRANGEBYSCORE', d, '-inf', oldest)
-  end
+  if now % 16 == 0 then forget() end
   local n = redis.call('ZCARD', d)
   if n > maxDedupe then
-    redis.call('ZREMRANGEBYSCORE', d, '-inf', oldest)
+    forget()
     n = redis.call('ZCARD', d)
     if n > maxDedupe then
-      redis.call('ZPOPMIN', d, n - maxDedupe)
-      forgotten = n - maxDedupe
+      -- the oldest: scores of the earlier form from the lowest up, then
+      -- the rest from the highest down
+      local x = n - maxDedupe
+      local early = redis.call('ZCOUNT', d, '(0', '+inf')
+      local e = math.min(early, x)
+      if e > 0 then redis.call('ZREMRANGEBYRANK', d, n - early, n - early + e - 1) end
+      if x > e then redis.call('ZPOPMAX', d, x - e) end
+      forgotten = x
     end
   end
 end

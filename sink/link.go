@@ -35,7 +35,8 @@ import (
 //     U's watermarks for A's records ("r:<log>|A"), apart from U's own.
 //     Routed updates of A are refused until then.
 //  4. finish (A's slot, finish.lua): A's snapshot and bookkeeping are
-//     deleted; only the link stays.
+//     deleted; only the link stays. A claim that found none (A never had
+//     an event of its own) needs no finish.
 //
 // Each step runs for a whole batch in one pipeline, so a batch that makes
 // links pays three more round trips, and one that only meets known links
@@ -96,7 +97,7 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 	// in the users' slots: a fold and the updates after it go to one slot,
 	// in this order
 	var third []call
-	var folds []pair
+	var folds []folded
 	for i, v := range replies {
 		p := lk.claims[i]
 		other, snap, err := parseClaim(v)
@@ -112,7 +113,7 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 		fu, f := snap.fold(p.user)
 		third = append(third, call{script: s.apply,
 			keys: s.profileKeys(p.user, LinksKey(s.cfg.KeyPrefix, p.user)), args: s.argv(asUser(fu, p.user), 'f', p.anon, nil, f, now)})
-		folds = append(folds, p)
+		folds = append(folds, folded{pair: p, empty: snap.empty()})
 	}
 	nFold := len(third)
 	for _, r := range lk.routes {
@@ -148,30 +149,49 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 		res.add(r)
 		res.Routed += lk.routes[i-nFold].u.Events
 	}
-	// step 4: the folded ids' snapshots go, in their slots
-	if len(folds) > 0 {
-		fin := make([]call, len(folds))
-		for i, p := range folds {
-			k := Key(s.cfg.KeyPrefix, profile.AnonPrefix+p.anon)
-			fin[i] = call{script: s.finish, keys: []string{k + ":link", k + ":snap", k + ":m", k + ":d"}}
+	// step 4: the folded ids' snapshots go, in their slots. An id whose
+	// claim found no history (a device id that only ever came with its
+	// user id) has nothing to drop: nothing can be written to its keys
+	// once it is claimed, so it needs no step 4.
+	var fin []call
+	for _, f := range folds {
+		if f.empty {
+			continue
 		}
+		k := Key(s.cfg.KeyPrefix, profile.AnonPrefix+f.anon)
+		fin = append(fin, call{script: s.finish, keys: []string{k + ":link", k + ":snap", k + ":m", k + ":d"}})
+	}
+	if len(fin) > 0 {
 		if _, err := s.runAll(ctx, fin); err != nil {
 			return err
 		}
 		if err := s.after(4); err != nil {
 			return err
 		}
-		for _, p := range folds {
-			s.links.put(p.anon, p.user)
-		}
+	}
+	for _, f := range folds {
+		s.links.put(f.anon, f.user)
 	}
 	return nil
+}
+
+// folded is a link whose fold was sent, and whether its anonymous id had
+// any history to fold.
+type folded struct {
+	pair
+	empty bool
 }
 
 // snapshot is an anonymous id's frozen history, as claim.lua returns it.
 type snapshot struct {
 	hash, meta map[string]string
 	mids       []any // member, score, ...
+}
+
+// empty reports whether the anonymous id left nothing behind: no profile,
+// no bookkeeping, no messageIds.
+func (sn snapshot) empty() bool {
+	return len(sn.hash) == 0 && len(sn.meta) == 0 && len(sn.mids) == 0
 }
 
 // parseClaim returns the other user that owns the anonymous id, or, when

@@ -332,9 +332,44 @@ func TestDedupeIDsCappedOldestFirst(t *testing.T) {
 			t.Fatalf("visit %d: forgotten %d, want %d", i, res.Forgotten, want)
 		}
 	}
-	ids, _ := c.ZRange(context.Background(), sink.Key(prefix, "u7")+":d", 0, -1).Result()
-	if len(ids) != 10 || ids[0] != "m5" {
+	// the highest score is the oldest (see apply.lua's applied)
+	ids, _ := c.ZRevRange(context.Background(), sink.Key(prefix, "u7")+":d", 0, -1).Result()
+	if len(ids) != 10 || ids[0] != "m5" || ids[9] != "m14" {
 		t.Fatalf("remembered %v, want m5..m14", ids)
+	}
+}
+
+// A dedupe set written by an earlier version (scores: the time applied,
+// + 0.5 for a launch) keeps working: its messageIds still count once
+// within the window, the expired ones are pruned, and the cap forgets
+// them first, the oldest first.
+func TestDedupeReadsTheEarlierScores(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	ctx := context.Background()
+	s := newSink(c, prefix, sink.Config{DedupeWindow: time.Hour, MaxDedupeIDs: 3})
+	now := base + 3_600_000
+	key := sink.Key(prefix, "u8") + ":d"
+	c.ZAdd(ctx, key,
+		redis.Z{Score: float64(now - 1000), Member: "old-visit"},
+		redis.Z{Score: float64(now-2000) + 0.5, Member: "old-launch"},
+		redis.Z{Score: float64(now - 3_600_001), Member: "expired"})
+	s.SetNow(func() time.Time { return time.UnixMilli(now) })
+	res := apply(t, s,
+		rec{userEv(profile.KindWebVisit, "u8", "", base, "old-visit"), "P", 0},
+		rec{userEv(profile.KindAppLaunch, "u8", "", base, "old-launch"), "P", 1},
+		rec{userEv(profile.KindWebVisit, "u8", "", base, "expired"), "P", 2})
+	if res.DupMessageID != 2 || res.Visits != 1 || res.Launches != 0 {
+		t.Fatalf("result %+v, want the two remembered ids dropped and the expired one counted", res)
+	}
+	// one more: four remembered, one over the cap: the earliest goes
+	s.SetNow(func() time.Time { return time.UnixMilli(now + 16 - now%16) })
+	res = apply(t, s, rec{userEv(profile.KindWebVisit, "u8", "", base, "new"), "P", 3})
+	if res.Visits != 1 || res.Forgotten != 1 {
+		t.Fatalf("result %+v, want one visit and one id forgotten", res)
+	}
+	ids, _ := c.ZRevRange(ctx, key, 0, -1).Result()
+	if fmt.Sprint(ids) != "[old-visit expired new]" {
+		t.Fatalf("remembered %v, want [old-visit expired new]", ids)
 	}
 }
 

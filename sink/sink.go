@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -154,6 +155,20 @@ type Sink struct {
 	step func(n int) error
 	// hdr holds the last shared script arguments (see headerAt)
 	hdr atomic.Pointer[header]
+	// marks holds the watermark field of each log seen ("o:<source>")
+	marks markFields
+}
+
+// markFields makes each log's watermark field once: a process reads a
+// handful of logs (its partitions) millions of times.
+type markFields struct{ m sync.Map }
+
+func (f *markFields) field(src string) any {
+	if v, ok := f.m.Load(src); ok {
+		return v
+	}
+	v, _ := f.m.LoadOrStore(src, "o:"+src)
+	return v
 }
 
 func (s *Sink) after(n int) error {
@@ -515,6 +530,8 @@ func asUser(u *profile.Update, owner string) *profile.Update {
 type header struct {
 	ms   int64
 	args [6]any
+	// the dedupe scores of a launch and of a visit applied at ms
+	launch, visit any
 }
 
 // headerAt returns the shared arguments at now, reusing the last ones
@@ -528,7 +545,7 @@ func (s *Sink) headerAt(now time.Time) *header {
 		strconv.FormatInt(ms, 10), profile.FormatTime(ms),
 		strconv.FormatInt(s.cfg.DedupeWindow.Milliseconds(), 10), strconv.Itoa(profile.MaxTraits),
 		strconv.Itoa(s.cfg.MaxDedupeIDs), strconv.Itoa(s.cfg.MaxLinkedIDs),
-	}}
+	}, launch: strconv.FormatInt(-2*ms-1, 10), visit: strconv.FormatInt(-2*ms, 10)}
 	s.hdr.Store(h)
 	return h
 }
@@ -552,29 +569,31 @@ func intArg(n int) any {
 // modeArgs are the script's modes, boxed once.
 var modeArgs = map[byte]any{'u': "u", 'a': "a", 'r': "r", 'f': "f"}
 
-// argv builds the script arguments of one update (see apply.lua).
+// argv builds the script arguments of one update (see apply.lua): every
+// field name the script reads or writes, and the counts summed up where
+// the common case needs no more.
 func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) []any {
 	names := u.FieldNames()
-	args := make([]any, 0, 16+3*len(names)+4*len(u.Counts)+len(links))
-	h := s.headerAt(now)
-	args = append(args, h.args[:]...)
-	args = append(args, modeArgs[mode], anon, intArg(len(names)))
-	// the fields of one event share its time: format each time once
-	var lastT int64
-	var lastText any
-	for _, n := range names {
-		f := u.Fields[n]
-		if lastText == nil || f.Time != lastT {
-			lastT, lastText = f.Time, strconv.FormatInt(f.Time, 10)
+	// custom traits last (they are already: "trait." sorts after every
+	// field of section 4), so that the script knows them by index
+	ntr := len(names)
+	for i, n := range names {
+		if strings.HasPrefix(n, profile.TraitPrefix) {
+			ntr = i
+			break
 		}
-		args = append(args, n, f.Value, lastText)
 	}
-	if u.First.IsZero() {
-		args = append(args, "0", "", "", "0", "", "")
-	} else {
-		args = append(args,
-			strconv.FormatInt(u.First.Time, 10), profile.FormatTime(u.First.Time), u.First.Channel,
-			strconv.FormatInt(u.Last.Time, 10), profile.FormatTime(u.Last.Time), u.Last.Channel)
+	for _, n := range names[ntr:] {
+		if !strings.HasPrefix(n, profile.TraitPrefix) {
+			slices.SortStableFunc(names, func(a, b string) int {
+				return cmp.Compare(traitRank(a), traitRank(b))
+			})
+			ntr = slices.IndexFunc(names, func(n string) bool { return traitRank(n) == 1 })
+			if ntr < 0 {
+				ntr = len(names)
+			}
+			break
+		}
 	}
 	// the script wants the counts by (source, offset); sort a copy, not
 	// the caller's slice
@@ -583,33 +602,140 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 		counts = slices.Clone(counts)
 		slices.SortStableFunc(counts, countCmp)
 	}
-	// the number of sources, then each source: the count goes in its slot
-	// once the sources are in
-	slot := len(args)
-	args = append(args, nil)
 	nsrc := 0
 	for i, c := range counts {
 		if i == 0 || c.Source != counts[i-1].Source {
-			args = append(args, c.Source)
 			nsrc++
 		}
 	}
-	args[slot] = intArg(nsrc)
-	args = append(args, intArg(len(counts)))
+	dedupe := s.cfg.DedupeWindow > 0
+	args := make([]any, 0, 32+5*len(names)+6*len(counts)+3*nsrc+len(links))
+	h := s.headerAt(now)
+	args = append(args, h.args[:]...)
+	args = append(args, modeArgs[mode], anon, intArg(len(names)), intArg(ntr))
+	if u.First.IsZero() {
+		args = append(args, "0", "", "", "0", "", "")
+	} else {
+		args = append(args,
+			strconv.FormatInt(u.First.Time, 10), profile.FormatTime(u.First.Time), u.First.Channel,
+			strconv.FormatInt(u.Last.Time, 10), profile.FormatTime(u.Last.Time), u.Last.Channel)
+	}
+	// each count's offset and messageId, boxed once for the two places
+	// each goes
+	boxed := make([]any, 2*len(counts))
+	for i, c := range counts {
+		boxed[2*i], boxed[2*i+1] = strconv.FormatInt(c.Offset, 10), c.MessageID
+	}
+	// each source's lowest and highest offset
+	args = append(args, intArg(nsrc))
+	for i, c := range counts {
+		if i == 0 || c.Source != counts[i-1].Source {
+			args = append(args, boxed[2*i], nil)
+		}
+		if i == len(counts)-1 || c.Source != counts[i+1].Source {
+			args[len(args)-1] = boxed[2*i]
+		}
+	}
+	// the counts: the common case's summary, then each count
+	fast := len(counts) <= applySlice
+	var launches, visits int
+	var seen map[string]bool
+	withID := 0
+	for i, c := range counts {
+		if c.Kind == profile.KindAppLaunch {
+			launches++
+		} else {
+			visits++
+		}
+		if i > 0 && c.Source == counts[i-1].Source && c.Offset <= counts[i-1].Offset {
+			fast = false
+		}
+		if dedupe && c.MessageID != "" {
+			withID++
+			if withID > 1 {
+				if seen == nil {
+					seen = make(map[string]bool, len(counts))
+					for _, o := range counts[:i] {
+						if o.MessageID != "" {
+							seen[o.MessageID] = true
+						}
+					}
+				}
+				if seen[c.MessageID] {
+					fast = false
+				}
+				seen[c.MessageID] = true
+			}
+		}
+	}
+	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits))
 	si := 0
 	for i, c := range counts {
 		if i > 0 && c.Source != counts[i-1].Source {
 			si++
 		}
-		var ch any = "w"
-		if c.Kind == profile.KindAppLaunch {
-			ch = "a"
+		args = append(args, channelArg(c.Kind, si+1), boxed[2*i])
+	}
+	if dedupe {
+		args = append(args, intArg(len(counts)))
+		for i := range counts {
+			args = append(args, boxed[2*i+1])
 		}
-		args = append(args, ch, intArg(si+1), strconv.FormatInt(c.Offset, 10), c.MessageID)
+		args = append(args, intArg(withID))
+		for i, c := range counts {
+			if c.MessageID == "" {
+				continue
+			}
+			if c.Kind == profile.KindAppLaunch {
+				args = append(args, h.launch, boxed[2*i+1])
+			} else {
+				args = append(args, h.visit, boxed[2*i+1])
+			}
+		}
+	} else {
+		args = append(args, intArg(0), intArg(0))
 	}
 	args = append(args, intArg(len(links)))
 	for _, a := range links {
 		args = append(args, a)
+	}
+	// the meta fields to read: each field's time, each source's watermark
+	args = append(args, intArg(len(names)+nsrc))
+	for _, n := range names {
+		args = append(args, timeField(n))
+	}
+	for i, c := range counts {
+		if i > 0 && c.Source == counts[i-1].Source {
+			continue
+		}
+		if mode == 'r' {
+			args = append(args, "r:"+c.Source+"|"+anon)
+		} else {
+			args = append(args, s.marks.field(c.Source))
+		}
+	}
+	// the profile fields to read, then each field's value and time
+	npk := len(args)
+	args = append(args, nil)
+	for _, n := range names {
+		if n == profile.FieldCoordinates {
+			args = append(args, profile.FieldLatitude, profile.FieldLongitude)
+		} else if b, ok := boxedNames[n]; ok {
+			args = append(args, b)
+		} else {
+			args = append(args, n)
+		}
+	}
+	args[npk] = intArg(len(args) - npk - 1)
+	// the fields of one event share its time: format each time once
+	var lastT int64
+	var lastText any
+	for _, n := range names {
+		f := u.Fields[n]
+		if lastText == nil || f.Time != lastT {
+			lastT, lastText = f.Time, strconv.FormatInt(f.Time, 10)
+		}
+		args = append(args, f.Value, lastText)
 	}
 	if f != nil {
 		args = append(args, strconv.FormatInt(f.launches, 10), strconv.FormatInt(f.visits, 10), strconv.Itoa(len(f.mids)/2))
@@ -618,6 +744,67 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 		args = append(args, f.marks...)
 	}
 	return args
+}
+
+// applySlice is apply.lua's SLICE: the longest list it passes to one
+// Redis call.
+const applySlice = 1000
+
+func traitRank(n string) int {
+	if strings.HasPrefix(n, profile.TraitPrefix) {
+		return 1
+	}
+	return 0
+}
+
+func boolArg(b bool) any {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// channelArgs are "a<i>" and "w<i>": a count's channel and source index.
+var channelArgs = func() (a [2][16]any) {
+	for i := range a[0] {
+		a[0][i] = "a" + strconv.Itoa(i)
+		a[1][i] = "w" + strconv.Itoa(i)
+	}
+	return a
+}()
+
+func channelArg(k profile.Kind, src int) any {
+	c := 1
+	if k == profile.KindAppLaunch {
+		c = 0
+	}
+	if src < len(channelArgs[0]) {
+		return channelArgs[c][src]
+	}
+	return "aw"[c:c+1] + strconv.Itoa(src)
+}
+
+// standardFields are the fields of section 4 an update carries.
+var standardFields = []string{profile.FieldCustomerID, profile.FieldAnonymousID, profile.FieldEmail,
+	profile.FieldPhone, profile.FieldBirthday, profile.FieldCustomerType, profile.FieldCity,
+	profile.FieldCountry, profile.FieldCoordinates, profile.FieldTimezone}
+
+// timeFields and boxedNames are the meta fields of the standard fields'
+// event times and the fields' own names, boxed once.
+var timeFields, boxedNames = func() (t, n map[string]any) {
+	t, n = map[string]any{}, map[string]any{}
+	for _, f := range standardFields {
+		t[f], n[f] = "t:"+f, f
+	}
+	return t, n
+}()
+
+// timeField is the meta field of field n's event time.
+func timeField(n string) any {
+	if t, ok := timeFields[n]; ok {
+		return t
+	}
+	return "t:" + n
 }
 
 func countCmp(a, b profile.Count) int {
