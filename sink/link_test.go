@@ -595,6 +595,28 @@ func TestLinkOnRedisCluster(t *testing.T) {
 	}
 }
 
+// A master that lost its scripts (restarted, failed over) gets every
+// script loaded again, also on the path that waits for replicas: the apply
+// script and the link scripts.
+func TestScriptsReloadedWhileWaitingForReplicas(t *testing.T) {
+	c := testenv.RealCluster(t)
+	prefix := fmt.Sprintf("test-reload-%d:", rand.Int64())
+	ctx := context.Background()
+	s := newSink(c, prefix, sink.Config{MinReplicas: 1})
+	apply(t, s, rec{userEv(profile.KindAppLaunch, "u1", "a1", base, "m1"), "P", 0})
+	if err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		return m.ScriptFlush(ctx).Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res := apply(t, s,
+		rec{userEv(profile.KindWebVisit, "u2", "", base+1, "m2"), "P", 1},
+		rec{userEv(profile.KindWebVisit, "u5", "a5", base+1, "m3"), "P", 2})
+	if res.Visits != 2 || res.Links[sink.LinkLinked] != 1 {
+		t.Fatalf("after SCRIPT FLUSH: %+v", res)
+	}
+}
+
 func semilattice(t *testing.T, c redis.UniversalClient, prefix string, seeds int, cfg sink.Config) {
 	t.Helper()
 	for seed := range seeds {

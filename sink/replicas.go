@@ -89,7 +89,7 @@ func (s *Sink) runNode(ctx context.Context, n *redis.Client, calls []call, idx [
 		}
 		if noScript && attempt < 2 {
 			s.m.reloads.Inc()
-			for _, sc := range []*redis.Script{s.apply, s.claim, s.finish, s.unreserve} {
+			for _, sc := range s.scripts() {
 				if err := sc.Load(ctx, n).Err(); err != nil {
 					return fmt.Errorf("load scripts: %w", err)
 				}

@@ -237,9 +237,14 @@ func LinksKey(prefix, userID string) string { return Key(prefix, userID) + ":lin
 // Ping checks that Redis answers.
 func (s *Sink) Ping(ctx context.Context) error { return s.client.Ping(ctx).Err() }
 
+// scripts are every script the sink runs.
+func (s *Sink) scripts() []*redis.Script {
+	return []*redis.Script{s.apply, s.claim, s.finish, s.unreserve}
+}
+
 // Load loads the scripts into every server (all masters of a cluster).
 func (s *Sink) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{s.apply, s.claim, s.finish, s.unreserve} {
+	for _, sc := range s.scripts() {
 		if err := sc.Load(ctx, s.client).Err(); err != nil {
 			return err
 		}
