@@ -578,42 +578,10 @@ var modeArgs = map[byte]any{'u': "u", 'a': "a", 'r': "r", 'f': "f"}
 // field name the script reads or writes, and the counts summed up where
 // the common case needs no more.
 func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) []any {
-	names := u.FieldNames()
-	// custom traits last (they are already: "trait." sorts after every
-	// field of section 4), so that the script knows them by index
-	ntr := len(names)
-	for i, n := range names {
-		if strings.HasPrefix(n, profile.TraitPrefix) {
-			ntr = i
-			break
-		}
-	}
-	for _, n := range names[ntr:] {
-		if !strings.HasPrefix(n, profile.TraitPrefix) {
-			slices.SortStableFunc(names, func(a, b string) int {
-				return cmp.Compare(traitRank(a), traitRank(b))
-			})
-			ntr = slices.IndexFunc(names, func(n string) bool { return traitRank(n) == 1 })
-			if ntr < 0 {
-				ntr = len(names)
-			}
-			break
-		}
-	}
-	// the script wants the counts by (source, offset); sort a copy, not
-	// the caller's slice
-	counts := u.Counts
-	if !slices.IsSortedFunc(counts, countCmp) {
-		counts = slices.Clone(counts)
-		slices.SortStableFunc(counts, countCmp)
-	}
-	nsrc := 0
-	for i, c := range counts {
-		if i == 0 || c.Source != counts[i-1].Source {
-			nsrc++
-		}
-	}
+	names, ntr := fieldOrder(u)
 	dedupe := s.cfg.DedupeWindow > 0
+	cs := summarize(u.Counts, dedupe)
+	counts, nsrc, fast, launches, visits, withID := cs.counts, len(cs.first), cs.fast, cs.launches, cs.visits, cs.withID
 	args := make([]any, 0, 32+5*len(names)+6*len(counts)+3*nsrc+len(links))
 	h := s.headerAt(now)
 	args = append(args, h.args[:]...)
@@ -633,46 +601,10 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 	}
 	// each source's lowest and highest offset
 	args = append(args, intArg(nsrc))
-	for i, c := range counts {
-		if i == 0 || c.Source != counts[i-1].Source {
-			args = append(args, boxed[2*i], nil)
-		}
-		if i == len(counts)-1 || c.Source != counts[i+1].Source {
-			args[len(args)-1] = boxed[2*i]
-		}
+	for j, i := range cs.first {
+		args = append(args, boxed[2*i], boxed[2*cs.last(j)])
 	}
 	// the counts: the common case's summary, then each count
-	fast := len(counts) <= applySlice
-	var launches, visits int
-	var seen map[string]bool
-	withID := 0
-	for i, c := range counts {
-		if c.Kind == profile.KindAppLaunch {
-			launches++
-		} else {
-			visits++
-		}
-		if i > 0 && c.Source == counts[i-1].Source && c.Offset <= counts[i-1].Offset {
-			fast = false
-		}
-		if dedupe && c.MessageID != "" {
-			withID++
-			if withID > 1 {
-				if seen == nil {
-					seen = make(map[string]bool, len(counts))
-					for _, o := range counts[:i] {
-						if o.MessageID != "" {
-							seen[o.MessageID] = true
-						}
-					}
-				}
-				if seen[c.MessageID] {
-					fast = false
-				}
-				seen[c.MessageID] = true
-			}
-		}
-	}
 	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits))
 	si := 0
 	for i, c := range counts {
@@ -709,14 +641,11 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 	for _, n := range names {
 		args = append(args, timeField(n))
 	}
-	for i, c := range counts {
-		if i > 0 && c.Source == counts[i-1].Source {
-			continue
-		}
+	for _, i := range cs.first {
 		if mode == 'r' {
-			args = append(args, "r:"+c.Source+"|"+anon)
+			args = append(args, "r:"+counts[i].Source+"|"+anon)
 		} else {
-			args = append(args, s.marks.field(c.Source))
+			args = append(args, s.marks.field(counts[i].Source))
 		}
 	}
 	// the profile fields to read, then each field's value and time
@@ -749,6 +678,91 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 		args = append(args, f.marks...)
 	}
 	return args
+}
+
+// fieldOrder returns u's field names in byte order with the custom
+// traits last (they are already: "trait." sorts after every field of
+// section 4), and the index of the first custom trait.
+func fieldOrder(u *profile.Update) ([]string, int) {
+	names := u.FieldNames()
+	ntr := len(names)
+	for i, n := range names {
+		if strings.HasPrefix(n, profile.TraitPrefix) {
+			ntr = i
+			break
+		}
+	}
+	for _, n := range names[ntr:] {
+		if !strings.HasPrefix(n, profile.TraitPrefix) {
+			slices.SortStableFunc(names, func(a, b string) int {
+				return cmp.Compare(traitRank(a), traitRank(b))
+			})
+			ntr = slices.IndexFunc(names, func(n string) bool { return traitRank(n) == 1 })
+			if ntr < 0 {
+				ntr = len(names)
+			}
+			break
+		}
+	}
+	return names, ntr
+}
+
+// countSummary is what the common case needs of an update's counts.
+type countSummary struct {
+	counts           []profile.Count // by (source, offset)
+	first            []int           // index in counts of each source's first count
+	fast             bool            // offsets rise within each source, no messageId repeats
+	launches, visits int
+	withID           int // counts with a messageId (when dedupe is on)
+}
+
+// last returns the index in counts of the j-th source's last count.
+func (cs countSummary) last(j int) int {
+	if j+1 < len(cs.first) {
+		return cs.first[j+1] - 1
+	}
+	return len(cs.counts) - 1
+}
+
+// summarize sorts a copy of counts (the caller's slice stays as it is) and
+// sums them up.
+func summarize(counts []profile.Count, dedupe bool) countSummary {
+	if !slices.IsSortedFunc(counts, countCmp) {
+		counts = slices.Clone(counts)
+		slices.SortStableFunc(counts, countCmp)
+	}
+	cs := countSummary{counts: counts, fast: len(counts) <= applySlice}
+	var seen map[string]bool
+	for i, c := range counts {
+		if i == 0 || c.Source != counts[i-1].Source {
+			cs.first = append(cs.first, i)
+		} else if c.Offset <= counts[i-1].Offset {
+			cs.fast = false
+		}
+		if c.Kind == profile.KindAppLaunch {
+			cs.launches++
+		} else {
+			cs.visits++
+		}
+		if dedupe && c.MessageID != "" {
+			cs.withID++
+			if cs.withID > 1 {
+				if seen == nil {
+					seen = make(map[string]bool, len(counts))
+					for _, o := range counts[:i] {
+						if o.MessageID != "" {
+							seen[o.MessageID] = true
+						}
+					}
+				}
+				if seen[c.MessageID] {
+					cs.fast = false
+				}
+				seen[c.MessageID] = true
+			}
+		}
+	}
+	return cs
 }
 
 // applySlice is apply.lua's SLICE: the longest list it passes to one
