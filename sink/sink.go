@@ -681,28 +681,15 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 }
 
 // fieldOrder returns u's field names in byte order with the custom
-// traits last (they are already: "trait." sorts after every field of
-// section 4), and the index of the first custom trait.
+// traits last (byte order puts them there already: "trait." sorts after
+// every field of section 4; the stable sort only makes sure), and the
+// index of the first custom trait.
 func fieldOrder(u *profile.Update) ([]string, int) {
 	names := u.FieldNames()
-	ntr := len(names)
-	for i, n := range names {
-		if strings.HasPrefix(n, profile.TraitPrefix) {
-			ntr = i
-			break
-		}
-	}
-	for _, n := range names[ntr:] {
-		if !strings.HasPrefix(n, profile.TraitPrefix) {
-			slices.SortStableFunc(names, func(a, b string) int {
-				return cmp.Compare(traitRank(a), traitRank(b))
-			})
-			ntr = slices.IndexFunc(names, func(n string) bool { return traitRank(n) == 1 })
-			if ntr < 0 {
-				ntr = len(names)
-			}
-			break
-		}
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(traitRank(a), traitRank(b)) })
+	ntr := slices.IndexFunc(names, func(n string) bool { return traitRank(n) == 1 })
+	if ntr < 0 {
+		ntr = len(names)
 	}
 	return names, ntr
 }
