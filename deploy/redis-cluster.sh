@@ -2,7 +2,7 @@
 # Throw-away Redis Cluster for tests: 3 masters and 3 replicas from Debian's
 # redis-server (cluster-enabled yes), created with redis-cli --cluster create.
 #
-#   deploy/redis-cluster.sh start    start it, wait for cluster_state:ok, print
+#   deploy/redis-cluster.sh start    start it, wait for cluster_state:ok and every replica's first sync, print
 #                                    REDIS_CLUSTER_ADDRS=127.0.0.1:P1,...
 #   deploy/redis-cluster.sh stop     stop the nodes started by `start`
 #   deploy/redis-cluster.sh status   report the nodes and the cluster state
@@ -85,6 +85,15 @@ start() {
         until redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; do
             ((SECONDS < deadline)) || die "node $port did not reach cluster_state:ok within ${TIMEOUT}s"
             sleep 0.2
+        done
+    done
+    # every replica done with its first sync: until then a WAIT for one
+    # replica (MIN_REPLICAS=1) times out on a just-started cluster
+    for port in "${ports[@]}"; do
+        redis-cli -p "$port" role 2>/dev/null | head -1 | grep -q slave || continue
+        until redis-cli -p "$port" info replication 2>/dev/null | grep -q 'master_link_status:up'; do
+            ((SECONDS < deadline)) || die "replica $port did not finish its first sync within ${TIMEOUT}s"
+            sleep 0.1
         done
     done
     log "cluster ready on ${addrs[*]}, data dir $dir"
