@@ -15,9 +15,13 @@
 --                        user A is linked to; other modes: the user's links
 --                        hash <prefix>profile:{<U>}:links, anonymous id ->
 --                        'r' (reserved, claim pending) | 'f' (folded in)
+-- KEYS[5..] mode 'u', only when every key is on one Redis node (not a
+--                        Cluster): for each anonymous id to link, its link
+--                        key, profile hash, meta hash, dedupe set and
+--                        snapshot hash (see "links" below)
 --
 -- ARGV: now_ms, now_text, window_ms, max_traits, max_dedupe, max_links,
---       mode, anon,
+--       mode, anon (mode 'u' with KEYS[5..]: the user id),
 --       nf (fields), ntr (the first custom trait's index among them, 0-based),
 --       first_ms, first_text, first_channel, last_ms, last_text, last_channel
 --       (channel "" when the update saw no launch or visit),
@@ -55,7 +59,8 @@
 --          owner, (anonymous id, link state)...}
 -- status 0 applied, 1 refused: linked to owner (mode 'a'), 2 refused: not
 -- folded yet (mode 'r'), 3 already folded (mode 'f'); link state 'f' linked
--- to this user, 'r' reserved (claim it), 'l' refused by the limit.
+-- to this user, 'r' reserved (claim it), 'l' refused by the limit, 'n'
+-- linked to this user by this call (one node, no history).
 --
 -- The script reads everything it needs in two HMGETs (and one ZMSCORE),
 -- and writes with one HSET per hash: each Redis call inside a script costs
@@ -469,7 +474,12 @@ if dedupeAdded then
 end
 
 -- links: reserve the anonymous ids this user's events carry, within the
--- limit, and hand back the pending ones so that the caller claims them
+-- limit, and hand back the pending ones so that the caller claims them.
+-- On one node (KEYS[5..] given) an id that is nobody's and has no history
+-- (a device id that only ever came with its user id: most links) is
+-- linked here and now, state 'n': the claim (link key set) and the fold
+-- (nothing to fold; 'f' in the links hash) in one atomic step, which is
+-- what steps 2 and 3 of link.go would leave.
 local out = {0, 0, 0, 0, 0, 0, 0, 0, ''}
 if mode == 'u' and (nl > 0 or lp > 0) then
   local listed = {}
@@ -485,8 +495,17 @@ if mode == 'u' and (nl > 0 or lp > 0) then
       local st = cur[k]
       if not st then
         count = count or redis.call('HLEN', l)
+        local ak = 5 * k          -- a's keys, when given (one node)
         if count >= maxLinks then
           st = 'l'
+        elseif KEYS[ak] and not redis.call('GET', KEYS[ak])
+            and redis.call('EXISTS', KEYS[ak + 1], KEYS[ak + 2], KEYS[ak + 3], KEYS[ak + 4]) == 0 then
+          -- every key on one node, and a has no history: claim and fold
+          -- are one step, in this script
+          redis.call('SET', KEYS[ak], anon)
+          redis.call('HSET', l, a, 'f')
+          count = count + 1
+          st = 'n'
         else
           redis.call('HSET', l, a, 'r')
           count = count + 1

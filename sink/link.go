@@ -41,6 +41,15 @@ import (
 // Each step runs for a whole batch in one pipeline, so a batch that makes
 // links pays three more round trips, and one that only meets known links
 // none: a link never changes, so the process caches it once step 3 is done.
+//
+// On one node (a single server or a Sentinel-managed master: every key on
+// one server, so one script may touch both slots' keys) an anonymous id
+// that is nobody's and has no history at all, the common case of a device
+// id that only ever came with its user id, is linked in step 1 itself:
+// apply.lua sets its link key and marks it 'f' in the user's links hash in
+// the same atomic call, which is the state steps 2 and 3 would leave (with
+// nothing to fold and, as the claim found nothing, no step 4). An id with
+// history, or any id on a Cluster, takes the four steps.
 
 // pair is an anonymous id and the user it is to be linked to.
 type pair struct{ anon, user string }

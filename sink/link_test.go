@@ -38,6 +38,11 @@ func aliasEv(user, anon string, ms int64) profile.Event {
 	return profile.Event{Kind: profile.KindAlias, ProfileID: user, Time: ms, LinkAnonID: anon}
 }
 
+// fourSteps makes newSink's sinks link every anonymous id by the four
+// steps of link.go, also on one server (where an id with no history is
+// otherwise linked in one step).
+var fourSteps bool
+
 func newSink(c redis.UniversalClient, prefix string, cfg sink.Config) *sink.Sink {
 	cfg.KeyPrefix = prefix
 	if cfg.DedupeWindow == 0 {
@@ -45,6 +50,9 @@ func newSink(c redis.UniversalClient, prefix string, cfg sink.Config) *sink.Sink
 	}
 	s := sink.New(c, cfg, nil)
 	s.SetNow(func() time.Time { return time.UnixMilli(base + 3_600_000) })
+	if fourSteps {
+		s.SetOneNode(false)
+	}
 	return s
 }
 
@@ -565,6 +573,60 @@ func TestLinkResultDependsOnlyOnTheSetOfEvents(t *testing.T) {
 		seeds = 15
 	}
 	semilattice(t, c, prefix, seeds, sink.Config{})
+	// and with every link by the four steps, as on a Cluster
+	fourSteps = true
+	defer func() { fourSteps = false }()
+	semilattice(t, c, prefix+"steps:", seeds, sink.Config{})
+}
+
+// On one node, an anonymous id that has no history of its own (a device
+// id that only ever came with its user id) is linked inside the user's own
+// update: no claim, fold or finish call, and the keys end as the four
+// steps leave them. An id with history still takes the four steps.
+func TestOneStepLinkOnOneNode(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := newSink(c, prefix, sink.Config{})
+	var steps []int
+	s.SetStep(func(n int) error { steps = append(steps, n); return nil })
+	res := apply(t, s, rec{userEv(profile.KindAppLaunch, "u1", "a1", base, "m1"), "Q", 1})
+	if res.Links[sink.LinkLinked] != 1 || len(steps) != 1 {
+		t.Fatalf("links %v after steps %v, want one link in step 1 alone", res.Links, steps)
+	}
+	if owner, _ := c.Get(context.Background(), sink.LinkKey(prefix, "a1")).Result(); owner != "u1" {
+		t.Errorf("link key holds %q, want u1", owner)
+	}
+	if l := hget(t, c, sink.LinksKey(prefix, "u1")); len(l) != 1 || l["a1"] != "f" {
+		t.Errorf("links of u1 = %v, want a1:f", l)
+	}
+	if m := hget(t, c, sink.Key(prefix, "u1")+":m"); m["lp"] != "" && m["lp"] != "0" {
+		t.Errorf("pending reservations %q, want none", m["lp"])
+	}
+	// a later event of the id, in a fresh process (no cache): routed
+	res = apply(t, newSink(c, prefix, sink.Config{}), rec{anonEv(profile.KindWebVisit, "a1", base-5, "m2"), "P", 1})
+	if res.Routed != 1 || exists(t, c, sink.Key(prefix, "anon:a1")) {
+		t.Fatalf("routed %d, anon:a1 exists %v", res.Routed, exists(t, c, sink.Key(prefix, "anon:a1")))
+	}
+	if h := hget(t, c, sink.Key(prefix, "u1")); h["web_visits"] != "1" || h["app_launches"] != "1" || h["first_seen_channel"] != "web" {
+		t.Fatalf("u1 = %v", h)
+	}
+	// an id with history: the four steps
+	apply(t, s, rec{anonEv(profile.KindWebVisit, "a2", base, "m3"), "P", 2})
+	steps = nil
+	res = apply(t, s, rec{userEv(profile.KindAppLaunch, "u1", "a2", base+1, "m4"), "Q", 2})
+	if res.Links[sink.LinkLinked] != 1 || len(steps) != 4 {
+		t.Fatalf("links %v after steps %v, want one link by steps 1 to 4", res.Links, steps)
+	}
+	// an id another user holds: not taken
+	res = apply(t, s, rec{userEv(profile.KindAppLaunch, "u2", "a1", base+2, "m5"), "R", 1})
+	if res.Links[sink.LinkConflict] != 1 {
+		t.Fatalf("links %v, want a conflict", res.Links)
+	}
+	if owner, _ := c.Get(context.Background(), sink.LinkKey(prefix, "a1")).Result(); owner != "u1" {
+		t.Errorf("link key holds %q, want u1", owner)
+	}
+	if l := hget(t, c, sink.LinksKey(prefix, "u2")); len(l) != 0 {
+		t.Errorf("links of u2 = %v, want none", l)
+	}
 }
 
 // On a real Redis Cluster (deploy/redis-cluster.sh) the anonymous ids and

@@ -157,6 +157,10 @@ type Sink struct {
 	hdr atomic.Pointer[header]
 	// marks holds the watermark field of each log seen ("o:<source>")
 	marks markFields
+	// oneNode: every key is on one Redis node (a single server or a
+	// Sentinel-managed master, not a Cluster), so a user's update may link
+	// an anonymous id with no history in one step (apply.lua, state 'n')
+	oneNode bool
 }
 
 // markFields makes each log's watermark field once: a process reads a
@@ -192,6 +196,7 @@ func New(client redis.UniversalClient, cfg Config, reg prometheus.Registerer) *S
 		links:     newLinkCache(cfg.LinkCache),
 		now:       time.Now,
 		m:         newMetrics(reg),
+		oneNode:   !isCluster(client),
 	}
 }
 
@@ -405,17 +410,29 @@ func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Res
 	}
 	now := s.now()
 	calls := make([]call, 0, len(updates))
+	// the anonymous ids' own updates go first, the users' after them (each
+	// in the batch's order): an anonymous id's history in the batch is in
+	// its profile before a user's update links it, so which of its events
+	// count as routed does not depend on the order of the batch
+	order := make([]*profile.Update, 0, len(updates))
 	for _, u := range updates {
-		if anon, ok := profile.AnonID(u.ProfileID); ok {
-			if owner, ok := s.links.get(anon); ok {
-				calls = append(calls, s.routedCall(u, anon, owner, now))
-				res.Routed += u.Events
-				continue
-			}
-			calls = append(calls, s.updateCall(u, 'a', "", nil, now))
+		anon, ok := profile.AnonID(u.ProfileID)
+		if !ok {
 			continue
 		}
-		calls = append(calls, s.updateCall(u, 'u', "", s.candidates(u, &res), now))
+		order = append(order, u)
+		if owner, ok := s.links.get(anon); ok {
+			calls = append(calls, s.routedCall(u, anon, owner, now))
+			res.Routed += u.Events
+			continue
+		}
+		calls = append(calls, s.updateCall(u, 'a', "", nil, now))
+	}
+	for _, u := range updates {
+		if _, ok := profile.AnonID(u.ProfileID); !ok {
+			order = append(order, u)
+			calls = append(calls, s.updateCall(u, 'u', "", s.candidates(u, &res), now))
+		}
 	}
 	replies, err := s.runAll(ctx, calls)
 	if err == nil {
@@ -431,7 +448,7 @@ func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Res
 			return res, err
 		}
 		res.add(r)
-		u := updates[i]
+		u := order[i]
 		switch r.status {
 		case statusLinked:
 			anon, _ := profile.AnonID(u.ProfileID)
@@ -446,6 +463,9 @@ func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Res
 			case "f":
 				s.links.put(l[0], u.ProfileID)
 				res.link(LinkAlready, 1)
+			case "n":
+				s.links.put(l[0], u.ProfileID)
+				res.link(LinkLinked, 1)
 			case "r":
 				lk.claim(l[0], u.ProfileID)
 			case "l":
@@ -495,7 +515,22 @@ func (s *Sink) updateCall(u *profile.Update, mode byte, anon string, links []str
 	} else {
 		lk = LinksKey(s.cfg.KeyPrefix, u.ProfileID)
 	}
-	return call{script: s.apply, keys: s.profileKeys(u.ProfileID, lk), args: s.argv(u, mode, anon, links, nil, now)}
+	keys := s.profileKeys(u.ProfileID, lk)
+	if mode == 'u' && s.oneNode && len(links) > 0 {
+		// the keys of the one-step link (apply.lua, state 'n')
+		for _, a := range links {
+			k := Key(s.cfg.KeyPrefix, profile.AnonPrefix+a)
+			keys = append(keys, k+":link", k, k+":m", k+":d", k+":snap")
+		}
+		anon = u.ProfileID
+	}
+	return call{script: s.apply, keys: keys, args: s.argv(u, mode, anon, links, nil, now)}
+}
+
+// isCluster reports whether client spreads keys over Redis Cluster slots.
+func isCluster(client redis.UniversalClient) bool {
+	_, ok := client.(*redis.ClusterClient)
+	return ok
 }
 
 // routedCall applies anonymous id anon's update to its user owner.
