@@ -73,3 +73,22 @@ func usersPipeline(ctx context.Context, s settings, conn kafkaconn.Config, rdb *
 	}
 	return u, nil
 }
+
+// warmPipeline runs profiled over the whole topic once, untimed, in a
+// group and key space of its own, so that the measured pipeline finds the
+// broker's fetch, commit, group and produce paths compiled (a freshly
+// started broker's JIT is no cost of a long-running one), and returns what
+// the warm-up cost.
+func warmPipeline(ctx context.Context, s settings, conn kafkaconn.Config, rdb *redis.Client, stamp, topic string) (usersRun, error) {
+	prefix := "warm-" + stamp + ":"
+	pr, err := pipeline(ctx, s, conn, topic, prefix, "bench-warmpipe-"+stamp)
+	if err != nil {
+		return usersRun{}, err
+	}
+	u := usersRun{Users: s.users, Events: s.events, Rate: pr.rate}
+	u.setCPU(pr.split, s.events)
+	logf("warm-up pipeline, untimed: %.0f events/s; CPU-s per million: profiled %.1f, Redis %.1f, broker %.1f",
+		u.Rate, u.CPUProfiled, u.CPURedis, u.CPUBroker)
+	_, err = dropPrefix(ctx, rdb, prefix)
+	return u, err
+}
