@@ -16,8 +16,9 @@ import (
 // goroutine, so that decoding, writing and committing overlap and Redis is
 // never left waiting on profiled:
 //
-//	collect: decode each record as it arrives and fold it into the batch
-//	         being built; hand the batch over when the writer is free
+//	collect: decode each record as it arrives and fold it into its
+//	         partition's lane (lanes.go); hand a batch over when the writer
+//	         asks for one
 //	write:   dead letters, then one Redis pipeline for the batch; batches
 //	         are written one at a time, in order, each retried until done
 //	commit:  commit the offsets of what was written, at most once per
@@ -36,6 +37,7 @@ type batch struct {
 	sources map[topicPartition]string // log ids of the batch's partitions
 	first   time.Time                 // arrival of the first record, for the linger
 	decoded time.Duration
+	behind  bool // a lane whose partition had more records at the broker (lanes.go)
 }
 
 type decoded struct {
@@ -142,14 +144,15 @@ func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-cha
 		}
 	}()
 
-	batches := make(chan *batch)  // unbuffered: a hand-over only when the writer is free
+	want := make(chan struct{})   // the writer is free and asks for a batch
+	batches := make(chan *batch)  // unbuffered: the answer, or the generation's last batches
 	done := make(chan written, 4) // written batches, in order
 	var writeErr, commitErr error // set before their goroutines end
 	commit := func(offs map[string]map[int]int64) error { return c.commit(rctx, gen, offs) }
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); c.collect(gctx, stop, in, batches) }()
-	go func() { defer wg.Done(); writeErr = c.writeAll(rctx, batches, done) }()
+	go func() { defer wg.Done(); c.collect(gctx, stop, in, want, batches) }()
+	go func() { defer wg.Done(); writeErr = c.writeAll(rctx, want, batches, done) }()
 	go func() { defer wg.Done(); commitErr = c.commitLoop(done, commit, halt) }()
 	wg.Wait()
 	// Work left undone is delivered again to the next owner; only when
@@ -161,44 +164,48 @@ func (c *Consumer) process(gctx context.Context, gen *kafka.Generation, in <-cha
 	c.unfinished.Store(&err)
 }
 
-// collect decodes records into batches and hands each to the writer.
-func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan kafka.Message, out chan<- *batch) {
+// collect decodes records into lanes (lanes.go) and hands a batch to the
+// writer each time the writer asks for one (want) and one is due: a full
+// lane at once, else once the oldest record held has lingered BatchTime.
+// The writer asks first, so that the batch is chosen when it is taken:
+// records keep joining the lanes while the writer is busy.
+func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan kafka.Message, want <-chan struct{}, out chan<- *batch) {
 	defer close(out)
-	cur := newBatch(c.cfg.BatchSize)
+	l := newLanes(c.cfg.BatchSize)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	lingered := false
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		var send chan<- *batch
-		if len(cur.recs) > 0 && lingered {
-			send = out
+		var ask <-chan struct{}
+		if l.full() || (lingered && l.anyDue(time.Now())) {
+			ask = want
 		}
 		var recv <-chan kafka.Message
-		if len(cur.recs) < c.cfg.BatchSize {
-			recv = in
-		} else {
-			send = out // full: wait for the writer, and stop taking records
+		if !l.full() {
+			recv = in // full: wait for the writer, and stop taking records
 		}
 		select {
 		case m := <-recv:
-			cur.add(c.dec, c.ids, m)
-			if len(cur.recs) == 1 { // BatchTime is at least 1ms after setDefaults
+			if l.empty() { // BatchTime is at least 1ms after setDefaults
 				lingered = false
 				linger.Reset(c.cfg.BatchTime)
 			}
-			c.drain(in, cur)
+			l.add(c.dec, c.ids, m)
+			c.drain(in, l)
 		case <-linger.C:
 			lingered = true
-		case send <- cur:
-			cur = newBatch(c.cfg.BatchSize)
-			linger.Stop()
-			lingered = false
+		case <-ask:
+			out <- l.take(c.ids, time.Now()) // the writer waits for it
+			if l.empty() {
+				linger.Stop()
+				lingered = false
+			}
 		case <-tick.C:
 			c.touch()
 		case <-gctx.Done():
-			handOver(stop, cur, out)
+			handOver(stop, l.rest(), out)
 			return
 		case <-stop:
 			return
@@ -206,40 +213,53 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 	}
 }
 
-// drain adds the records already waiting in in to b, up to the batch
-// size, without blocking. A receive with a default case is far cheaper
-// than the collector's full select, which the pipeline profile showed at
-// 4% of profiled's CPU when it ran once per record.
-func (c *Consumer) drain(in <-chan kafka.Message, b *batch) {
-	for len(b.recs) < c.cfg.BatchSize {
+// drain adds the records already waiting in in to the lanes, until a
+// batch is full, without blocking. A receive with a default case is far
+// cheaper than the collector's full select, which the pipeline profile
+// showed at 4% of profiled's CPU when it ran once per record.
+func (c *Consumer) drain(in <-chan kafka.Message, l *lanes) {
+	for !l.full() {
 		select {
 		case m := <-in:
-			b.add(c.dec, c.ids, m)
+			l.add(c.dec, c.ids, m)
 		default:
 			return
 		}
 	}
 }
 
-// handOver gives the writer the last batch of a generation, unless the
+// handOver gives the writer the last batches of a generation, unless the
 // generation was stopped by a failed commit (then nothing more is written).
-func handOver(stop <-chan struct{}, b *batch, out chan<- *batch) {
-	if len(b.recs) == 0 {
-		return
-	}
-	select {
-	case out <- b:
-	case <-stop:
+func handOver(stop <-chan struct{}, bs []*batch, out chan<- *batch) {
+	for _, b := range bs {
+		if len(b.recs) == 0 {
+			continue
+		}
+		select {
+		case out <- b:
+		case <-stop:
+			return
+		}
 	}
 }
 
 // writeAll writes batches in order until the collector closes in. It
 // returns an error when a batch could not be written before rctx ended;
 // the batches after it are then dropped unwritten (and uncommitted).
-func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- written) error {
+func (c *Consumer) writeAll(rctx context.Context, want chan<- struct{}, in <-chan *batch, done chan<- written) error {
 	defer close(done)
 	var failed error
-	for b := range in {
+	for {
+		var b *batch
+		var ok bool
+		select {
+		case want <- struct{}{}: // free: the collector answers with a batch
+			b, ok = <-in
+		case b, ok = <-in: // the last batches of the generation, and the end
+		}
+		if !ok {
+			return failed
+		}
 		if failed != nil {
 			continue
 		}
@@ -251,7 +271,6 @@ func (c *Consumer) writeAll(rctx context.Context, in <-chan *batch, done chan<- 
 		}
 		done <- w
 	}
-	return failed
 }
 
 // write starts the dead-letter write of the rejected records, applies the

@@ -1,0 +1,223 @@
+package consumer
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/profiled/profiled/profile"
+)
+
+type laneFeed struct {
+	t    *testing.T
+	l    *lanes
+	dec  *profile.Decoder
+	ids  *topicIDs
+	next map[int]int64
+}
+
+func newLaneFeed(t *testing.T, size int) *laneFeed {
+	dec, err := profile.NewDecoder(profile.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &laneFeed{t: t, l: newLanes(size), dec: dec, ids: &topicIDs{ids: map[string]string{"events": "id"}}, next: map[int]int64{}}
+}
+
+// add feeds the next record of partition p; lag is how many more records
+// the broker held after it. Every tenth record is malformed.
+func (f *laneFeed) add(p int, lag int64) {
+	off := f.next[p]
+	f.next[p]++
+	v := fmt.Sprintf(`{"type":"page","userId":"u%d-%d","messageId":"m%d-%d"}`, p, off%3, p, off)
+	if off%10 == 9 {
+		v = "not json"
+	}
+	f.l.add(f.dec, f.ids, kafka.Message{Topic: "events", Partition: p, Offset: off, HighWaterMark: off + 1 + lag, Time: time.Now(), Value: []byte(v)})
+}
+
+// check: the batch holds each partition's records in offset order, from
+// where the last batch of that partition ended, with its dead letters
+// and folded updates in step.
+func (f *laneFeed) check(b *batch, seen map[int]int64) {
+	f.t.Helper()
+	counts := 0
+	for i, r := range b.recs {
+		p := r.msg.Partition
+		if r.msg.Offset != seen[p] {
+			f.t.Fatalf("partition %d: offset %d, want %d", p, r.msg.Offset, seen[p])
+		}
+		seen[p]++
+		dead := false
+		for _, d := range b.dead {
+			dead = dead || d == i
+		}
+		if dead != (r.msg.Offset%10 == 9) {
+			f.t.Fatalf("record %d/%d: dead %v", p, r.msg.Offset, dead)
+		}
+		if !dead {
+			counts++
+		}
+	}
+	n := 0
+	for _, u := range b.order {
+		n += len(u.Counts)
+	}
+	if n != counts {
+		f.t.Fatalf("updates hold %d counts, the batch %d records to apply", n, counts)
+	}
+}
+
+// TestLanesFullLaneOfOnePartition: under a backlog (every partition
+// behind) a batch is one partition's records, as many as the bound; no
+// lane is due before it is full.
+func TestLanesFullLaneOfOnePartition(t *testing.T) {
+	f := newLaneFeed(t, 20)
+	seen := map[int]int64{}
+	for i := 0; !f.l.full(); i++ {
+		f.add(i%3, 1000)
+	}
+	if f.l.anyDue(time.Now()) != true || len(f.l.open) != 2 {
+		t.Fatalf("open lanes %d", len(f.l.open))
+	}
+	b := f.l.take(f.ids, time.Now())
+	if len(b.recs) != 20 || len(b.info().Ranges) != 1 || b.recs[0].msg.Partition != 0 {
+		t.Fatalf("batch of %d records, ranges %v", len(b.recs), b.info().Ranges)
+	}
+	f.check(b, seen)
+	// the other lanes are behind and young: not due
+	if f.l.anyDue(time.Now()) || f.l.take(f.ids, time.Now()) != nil {
+		t.Fatal("a partial lane of a partition behind was due")
+	}
+	// until they waited laneWait; together they exceed the bound: one
+	// lane at a time
+	for _, p := range []int{1, 2} {
+		b := f.l.take(f.ids, time.Now().Add(laneWait))
+		if b == nil || len(b.recs) != 19 || b.recs[0].msg.Partition != p {
+			t.Fatalf("after laneWait: want partition %d's 19 records", p)
+		}
+		f.check(b, seen)
+	}
+	if !f.l.empty() {
+		t.Fatal("records left")
+	}
+}
+
+// TestLanesMergeWhenCaughtUp: partitions that are caught up go to the
+// writer together, one batch, as long as they fit the bound; the fullest
+// alone when they do not.
+func TestLanesMergeWhenCaughtUp(t *testing.T) {
+	f := newLaneFeed(t, 20)
+	seen := map[int]int64{}
+	for i := range 12 {
+		f.add(i%4, 0)
+	}
+	b := f.l.take(f.ids, time.Now())
+	if len(b.recs) != 12 || len(b.info().Ranges) != 4 || !f.l.empty() {
+		t.Fatalf("batch of %d records in %d ranges", len(b.recs), len(b.info().Ranges))
+	}
+	f.check(b, seen)
+	for i := range 25 {
+		f.add(i%4, 0) // 7, 6, 6, 6
+	}
+	b = f.l.take(f.ids, time.Now())
+	if len(b.recs) != 7 || b.recs[0].msg.Partition != 0 {
+		t.Fatalf("batch of %d records of partition %d, want the fullest lane", len(b.recs), b.recs[0].msg.Partition)
+	}
+	f.check(b, seen)
+	b = f.l.take(f.ids, time.Now())
+	f.check(b, seen)
+	if len(b.recs) != 18 || !f.l.empty() {
+		t.Fatalf("batch of %d records, want the other 18", len(b.recs))
+	}
+}
+
+// TestLanesLimitBoundsMemory: with many partitions none of which fills a
+// lane, the open lanes never hold more than laneLimit bounds: the fullest
+// goes first.
+func TestLanesLimitBoundsMemory(t *testing.T) {
+	f := newLaneFeed(t, 10)
+	seen := map[int]int64{}
+	for i := range 200 {
+		f.add(i%50, 1000)
+		if f.l.held >= laneLimit*10 {
+			t.Fatalf("open lanes hold %d records", f.l.held)
+		}
+		if f.l.full() {
+			b := f.l.take(f.ids, time.Now())
+			f.check(b, seen)
+		}
+	}
+	for _, b := range f.l.rest() {
+		f.check(b, seen)
+	}
+	for p := range 50 {
+		if seen[p] != f.next[p] {
+			t.Fatalf("partition %d: %d records handed on, %d added", p, seen[p], f.next[p])
+		}
+	}
+}
+
+// TestLanesRestKeepsOrder: at the end of a generation the full lanes go
+// before the open ones, so each partition's records stay in order.
+func TestLanesRestKeepsOrder(t *testing.T) {
+	f := newLaneFeed(t, 5)
+	seen := map[int]int64{}
+	for i := range 23 {
+		f.add(i%2, 1000)
+		if i == 10 {
+			// a full lane waits: the collector stops taking records; go on
+			// regardless to get a second lane of that partition
+			if !f.l.full() {
+				t.Fatal("no full lane")
+			}
+		}
+	}
+	for _, b := range f.l.rest() {
+		f.check(b, seen)
+	}
+	if seen[0] != f.next[0] || seen[1] != f.next[1] || !f.l.empty() {
+		t.Fatalf("handed on %v, added %v", seen, f.next)
+	}
+}
+
+// TestLanesQuietPartitionNotStarved: while one partition's backlog fills
+// lane after lane, a caught-up partition's lane that waited laneWait goes
+// first, and never before a full lane of its own.
+func TestLanesQuietPartitionNotStarved(t *testing.T) {
+	f := newLaneFeed(t, 10)
+	seen := map[int]int64{}
+	f.add(1, 0) // a quiet partition, caught up
+	for !f.l.full() {
+		f.add(0, 1000)
+	}
+	if b := f.l.take(f.ids, time.Now()); b.recs[0].msg.Partition != 0 {
+		t.Fatal("the full lane did not go first")
+	} else {
+		f.check(b, seen)
+	}
+	for !f.l.full() {
+		f.add(0, 1000)
+	}
+	b := f.l.take(f.ids, time.Now().Add(laneWait))
+	if len(b.recs) != 1 || b.recs[0].msg.Partition != 1 {
+		t.Fatalf("after laneWait: a batch of %d records of partition %d, want the quiet one", len(b.recs), b.recs[0].msg.Partition)
+	}
+	f.check(b, seen)
+	f.check(f.l.take(f.ids, time.Now()), seen) // partition 0's full lane
+	// a lane that waited, of a partition whose full lane waits: not first
+	for !f.l.full() {
+		f.add(1, 1000)
+	}
+	f.add(1, 1000)
+	b = f.l.take(f.ids, time.Now().Add(time.Hour))
+	if len(b.recs) != 10 || b.recs[0].msg.Partition != 1 {
+		t.Fatalf("%d records of partition %d first, want 1's full lane", len(b.recs), b.recs[0].msg.Partition)
+	}
+	f.check(b, seen)
+	for _, b := range f.l.rest() {
+		f.check(b, seen)
+	}
+}
