@@ -57,7 +57,7 @@ func (l *lanes) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 	tp := topicPartition{m.Topic, m.Partition}
 	b := l.open[tp]
 	if b == nil {
-		b = newBatch(min(l.size, 256))
+		b = newBatch(l.size)
 		l.open[tp] = b
 	}
 	b.add(dec, ids, m)
