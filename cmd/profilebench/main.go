@@ -170,7 +170,7 @@ func run(ctx context.Context) error {
 		logf("pipeline: CPU-s profiled %.1f, Redis %.1f, broker %.1f over %.1f s", pr.split["profiled"], pr.split["redis"], pr.split["kafka"], pr.split["wall"])
 		return nil
 	}
-	if std.Memory, err = redisMemory(ctx, rdb, "pipe-"+stamp+":", memSample); err != nil {
+	if std.Memory, err = redisMemory(ctx, rdb, "pipe-"+stamp+":"); err != nil {
 		return fmt.Errorf("memory per profile: %w", err)
 	}
 	logf("memory per profile: %s", std.Memory)

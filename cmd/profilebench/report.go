@@ -69,7 +69,7 @@ func (r *results) scaleSection() string {
 	}
 	var b strings.Builder
 	b.WriteString("\n### How cost grows with distinct users\n\n")
-	b.WriteString("The pipeline measure at each number of distinct users (the second on fewer records of its own topic, to keep `make bench` short: `BENCH_LARGE_USERS`, `BENCH_LARGE_EVENTS`). Redis memory per profile is `MEMORY USAGE` of a random sample of up to 2,000 keys of each kind, times the kind's key count, over the number of profile hashes (anonymous profiles included), right after the run: the profile hash; bookkeeping (`:m` meta hash and `:d` dedupe set); links (`:links` of a user, `:link` of an anonymous id).\n\n")
+	b.WriteString("The pipeline measure at each number of distinct users (the second on fewer records of its own topic, to keep `make bench` short: `BENCH_LARGE_USERS`, `BENCH_LARGE_EVENTS`). Redis memory per profile is `MEMORY USAGE … SAMPLES 0` (every element counted) of every key of each kind, summed, over the number of profile hashes (anonymous profiles included), right after the run: the profile hash; bookkeeping (`:m` meta hash and `:d` dedupe set); links (`:links` of a user, `:link` of an anonymous id).\n\n")
 	b.WriteString("| users | records | events/s | CPU-s per million: profiled | Redis | broker | in all | profiles | bytes per profile: hash | bookkeeping | links | in all | Redis for 10 million | for 100 million |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	gib := func(bytes float64, n float64) string { return fmt.Sprintf("%.1f GiB", bytes*n/(1<<30)) }
 	for _, u := range r.ByUsers {

@@ -11,9 +11,6 @@ import (
 	kafkaconn "github.com/profiled/profiled/internal/kafka"
 )
 
-// memSample is how many keys of each kind MEMORY USAGE reads.
-const memSample = 2000
-
 // usersRun is one pipeline run's cost at one number of distinct users.
 type usersRun struct {
 	Users       int      `json:"users"`
@@ -63,7 +60,7 @@ func usersPipeline(ctx context.Context, s settings, conn kafkaconn.Config, rdb *
 	}
 	u := usersRun{Users: ls.users, Events: ls.events, Rate: pr.rate}
 	u.setCPU(pr.split, ls.events)
-	if u.Memory, err = redisMemory(ctx, rdb, prefix, memSample); err != nil {
+	if u.Memory, err = redisMemory(ctx, rdb, prefix); err != nil {
 		return u, err
 	}
 	logf("users: %d users, %d records: %.0f events/s; CPU-s per million: profiled %.1f, Redis %.1f, broker %.1f; memory: %s",
