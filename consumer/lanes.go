@@ -57,7 +57,9 @@ func (l *lanes) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 	tp := topicPartition{m.Topic, m.Partition}
 	b := l.open[tp]
 	if b == nil {
-		b = newBatch(l.size)
+		// room for the bound, or for the lane's share of the limit when
+		// many lanes are open: capacity must not grow with the partitions
+		b = newBatch(min(l.size, l.limit/(len(l.open)+1)))
 		l.open[tp] = b
 	}
 	b.add(dec, ids, m)
@@ -97,11 +99,17 @@ func (l *lanes) fullest(tps []topicPartition) topicPartition {
 	return tp
 }
 
-func (l *lanes) cut(tp topicPartition) {
+// remove returns tp's open lane, which it no longer holds.
+func (l *lanes) remove(tp topicPartition) *batch {
 	b := l.open[tp]
 	delete(l.open, tp)
 	l.held -= len(b.recs)
-	l.ready = append(l.ready, b)
+	return b
+}
+
+// cut hands tp's open lane on whole.
+func (l *lanes) cut(tp topicPartition) {
+	l.ready = append(l.ready, l.remove(tp))
 }
 
 // due reports whether a lane may go to the writer now, full or not.
@@ -109,7 +117,7 @@ func (l *lanes) due(b *batch, now time.Time) bool {
 	return !b.behind || now.Sub(b.first) >= laneWait
 }
 
-// ready reports whether a batch can be handed over at now, the batch
+// anyDue reports whether a batch can be handed over at now, the batch
 // having lingered: a full one, or a due lane.
 func (l *lanes) anyDue(now time.Time) bool {
 	if len(l.ready) > 0 {
@@ -174,10 +182,7 @@ func (l *lanes) overdue(now time.Time) *batch {
 	if !found {
 		return nil
 	}
-	b := l.open[tp]
-	delete(l.open, tp)
-	l.held -= len(b.recs)
-	return b
+	return l.remove(tp)
 }
 
 // waiting reports whether a full lane of tp waits for the writer.
@@ -193,28 +198,18 @@ func (l *lanes) waiting(tp topicPartition) bool {
 // merge empties the lanes of tps into one batch: the fullest, with the
 // records of the others folded in after its own.
 func (l *lanes) merge(ids *topicIDs, tps []topicPartition) *batch {
-	tp := l.fullest(tps)
-	b := l.open[tp]
-	delete(l.open, tp)
-	l.held -= len(b.recs)
+	b := l.remove(l.fullest(tps))
 	for _, k := range tps {
-		o, ok := l.open[k]
-		if !ok {
+		if _, ok := l.open[k]; !ok {
 			continue // the fullest, taken above
 		}
-		delete(l.open, k)
-		l.held -= len(o.recs)
+		o := l.remove(k)
 		if o.first.Before(b.first) {
 			b.first = o.first
 		}
 		b.decoded += o.decoded
 		for _, r := range o.recs {
-			if r.rej != nil {
-				b.dead = append(b.dead, len(b.recs))
-			} else if r.ev.Kind != profile.KindIgnored {
-				b.fold(ids, r)
-			}
-			b.recs = append(b.recs, r)
+			b.put(ids, r)
 		}
 	}
 	return b

@@ -72,12 +72,20 @@ func (b *batch) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 			rej = &profile.Rejection{Reason: profile.ReasonInvalidJSON, Detail: "undecodable"}
 		}
 		r.rej = rej
+	}
+	b.put(ids, r)
+	b.decoded += time.Since(start)
+}
+
+// put adds a decoded record: a rejected one to the dead letters, an
+// applied one to its profile's update.
+func (b *batch) put(ids *topicIDs, r decoded) {
+	if r.rej != nil {
 		b.dead = append(b.dead, len(b.recs))
-	} else if ev.Kind != profile.KindIgnored {
+	} else if r.ev.Kind != profile.KindIgnored {
 		b.fold(ids, r)
 	}
 	b.recs = append(b.recs, r)
-	b.decoded += time.Since(start)
 }
 
 // maxCountsPerUpdate bounds the launches and visits of one update: a
