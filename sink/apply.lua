@@ -165,22 +165,15 @@ local fo = vi0 + 2 * nf      -- fold section (mode 'f')
 local foldL, foldV = 0, 0
 if mode == 'f' then foldL, foldV = tonumber(ARGV[fo]), tonumber(ARGV[fo + 1]) end
 
--- read HMGET key, the fixed fields, then ARGV[a .. a + n - 1], in one call
--- when the list is short (unpack straight from ARGV: no table to build)
-local function read(key, fixed, a, n)
-  if n <= SLICE then
-    if #fixed == 4 then
-      return redis.call('HMGET', key, fixed[1], fixed[2], fixed[3], fixed[4], unpack(ARGV, a, a + n - 1))
-    end
-    return redis.call('HMGET', key, fixed[1], fixed[2], fixed[3], fixed[4], fixed[5], unpack(ARGV, a, a + n - 1))
-  end
+-- readLong reads HMGET key, the fixed fields, then ARGV[a .. a + n - 1],
+-- in slices (the short list of the common case goes straight from ARGV:
+-- no table to build)
+local function readLong(key, fixed, a, n)
   local list = {}
   for k = 1, #fixed do list[k] = fixed[k] end
   for k = 0, n - 1 do list[#list + 1] = ARGV[a + k] end
   return byIndex('HMGET', key, list)
 end
-local MFIXED = {'fs', 'ls', 'nt', 'lp'}
-local PFIXED = {'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits'}
 
 -- an update with nothing to merge (the fold of an anonymous id that had
 -- no history of its own: a device id that came with its user id) only
@@ -198,21 +191,41 @@ end
 
 -- one read of each hash
 local mbase = 4 + nf         -- the watermarks' place in mv
-local mv = read(m, MFIXED, mk, nmk)
-local pv = read(p, PFIXED, pk, npk)
+local mv, pv
+if nmk <= SLICE then
+  mv = redis.call('HMGET', m, 'fs', 'ls', 'nt', 'lp', unpack(ARGV, mk, mk + nmk - 1))
+else
+  mv = readLong(m, {'fs', 'ls', 'nt', 'lp'}, mk, nmk)
+end
+if npk <= SLICE then
+  pv = redis.call('HMGET', p, 'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits',
+    unpack(ARGV, pk, pk + npk - 1))
+else
+  pv = readLong(p, {'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits'}, pk, npk)
+end
 
 local exists = pv[1] and true or false
 local created = (not exists) and has
 local changed = created
-local pset, mset = {}, {}
+-- the fields to write, in tables made with room for a dozen fields each
+-- (a table that grows is copied at every power of two)
+local pset = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
+local mset = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
 
 -- fields: last writer wins by event time, ties to the greater value
 local vi = 6
 local newTraits, evicted = 0, 0
+local tS, tN, cS, cN = nil, nil, nil, nil
 for k = 0, nf - 1 do
   local value, tText = ARGV[vi0 + 2 * k], ARGV[vi0 + 2 * k + 1]
   local name = ARGV[pk + vi - 6]
-  local t = tonumber(tText)
+  -- the fields of one event share its time, and so do the times stored
+  -- by one event: each distinct time is converted once (tonumber is
+  -- strtod, dear for 13 digits); equal strings are one interned string
+  if tText ~= tS then tS, tN = tText, tonumber(tText) end
+  local t = tN
   local cur
   local coord = name == 'latitude'
   if coord then
@@ -222,7 +235,11 @@ for k = 0, nf - 1 do
     cur = pv[vi]
     vi = vi + 1
   end
-  local curT = mv[5 + k] and tonumber(mv[5 + k])
+  local curS, curT = mv[5 + k], nil
+  if curS then
+    if curS ~= cS then cS, cN = curS, tonumber(curS) end
+    curT = cN
+  end
   if (not curT) or t > curT or (t == curT and gt(value, cur or '')) then
     mset[#mset + 1] = ARGV[mk + k]
     mset[#mset + 1] = tText
@@ -295,23 +312,31 @@ if newTraits > 0 then
 end
 
 -- first and last seen: earliest and latest launch or visit
-local function see(metaKey, field, ms, text, ch, cur, curCh, earlier)
-  local t, c = tonumber(ms), cur and tonumber(cur)
-  local wins
-  if not c then wins = true elseif earlier then wins = t < c else wins = t > c end
-  if wins or (t == c and gt(ch, curCh or '')) then
-    mset[#mset + 1] = metaKey
-    mset[#mset + 1] = ms
-    pset[#pset + 1] = field
-    pset[#pset + 1] = text
-    pset[#pset + 1] = field .. '_channel'
-    pset[#pset + 1] = ch
+if fCh ~= '' then
+  local fs, ls, lCh = ARGV[si], ARGV[si + 3], ARGV[si + 5]
+  local t = tonumber(fs)
+  local c = mv[1] and tonumber(mv[1])
+  if not c or t < c or (t == c and gt(fCh, pv[2] or '')) then
+    mset[#mset + 1] = 'fs'
+    mset[#mset + 1] = fs
+    pset[#pset + 1] = 'first_seen'
+    pset[#pset + 1] = ARGV[si + 1]
+    pset[#pset + 1] = 'first_seen_channel'
+    pset[#pset + 1] = fCh
     changed = true
   end
-end
-if fCh ~= '' then
-  see('fs', 'first_seen', ARGV[si], ARGV[si + 1], fCh, mv[1], pv[2], true)
-  see('ls', 'last_seen', ARGV[si + 3], ARGV[si + 4], ARGV[si + 5], mv[2], pv[3], false)
+  -- one event's update: the same time (one interned string), converted once
+  if ls ~= fs then t = tonumber(ls) end
+  if mv[2] ~= mv[1] then c = mv[2] and tonumber(mv[2]) end
+  if not c or t > c or (t == c and gt(lCh, pv[3] or '')) then
+    mset[#mset + 1] = 'ls'
+    mset[#mset + 1] = ls
+    pset[#pset + 1] = 'last_seen'
+    pset[#pset + 1] = ARGV[si + 4]
+    pset[#pset + 1] = 'last_seen_channel'
+    pset[#pset + 1] = lCh
+    changed = true
+  end
 end
 
 local launches, visits, dupMsg, dupRedelivered, forgotten = 0, 0, 0, 0, 0
@@ -482,16 +507,21 @@ end
 -- what steps 2 and 3 of link.go would leave.
 local out = {0, 0, 0, 0, 0, 0, 0, 0, ''}
 if mode == 'u' and (nl > 0 or lp > 0) then
-  local listed = {}
   local lp0 = lp
+  local listed = lp0 > 0 and {} or nil
   if nl > 0 then
-    local ids = {}
-    for k = 1, nl do ids[k] = ARGV[li + k] end
-    local cur = byIndex('HMGET', l, ids)
+    local cur
+    if nl <= SLICE then
+      cur = redis.call('HMGET', l, unpack(ARGV, li + 1, li + nl))
+    else
+      local ids = {}
+      for k = 1, nl do ids[k] = ARGV[li + k] end
+      cur = byIndex('HMGET', l, ids)
+    end
     local count
     for k = 1, nl do
-      local a = ids[k]
-      listed[a] = true
+      local a = ARGV[li + k]
+      if listed then listed[a] = true end
       local st = cur[k]
       if not st then
         count = count or redis.call('HLEN', l)
@@ -551,8 +581,9 @@ if exists or has then
     pset[#pset + 1] = 'updated_at'
     pset[#pset + 1] = nowText
   end
-  if #pset > 0 then call('HSET', p, pset, 2) end
+  -- straight from the list when it is short (call builds a table)
+  if #pset > SLICE then call('HSET', p, pset, 2) elseif #pset > 0 then redis.call('HSET', p, unpack(pset)) end
 end
-if #mset > 0 then call('HSET', m, mset, 2) end
+if #mset > SLICE then call('HSET', m, mset, 2) elseif #mset > 0 then redis.call('HSET', m, unpack(mset)) end
 out[2], out[3], out[4], out[5], out[6], out[7], out[8] = created and 1 or 0, launches, visits, dupMsg, dupRedelivered, forgotten, evicted
 return out
