@@ -27,7 +27,9 @@
 --       (channel "" when the update saw no launch or visit),
 --       ns (sources), ns x (lowest offset, highest offset) of its counts,
 --       nc (counts), fast, launches, visits,
---       nc x (channel "a"|"w" and source index (1-based), offset),
+--       the counts in one string, each "<channel><source> <offset>;"
+--       (channel "a"|"w", source index 1-based; read only when a record
+--       is redelivered or a messageId repeats),
 --       nm (0, or nc with messageId deduplication on),
 --       nm x message_id ("" for none), np, np x (score, message_id)
 --       for the counts that have one,
@@ -149,9 +151,9 @@ local ns = tonumber(ARGV[si + 6])
 local srci = si + 7          -- sources: (lowest, highest offset) each
 local ci = srci + 2 * ns     -- nc, fast, launches, visits
 local nc = tonumber(ARGV[ci])
-local pos = ci + 4           -- count pairs (channel and source, offset)
-local nmid = tonumber(ARGV[pos + 2 * nc])
-local mid0 = pos + 2 * nc + 1 -- messageIds, by count
+local pos = ci + 4           -- the counts' channels, sources and offsets, in one
+local nmid = tonumber(ARGV[pos + 1])
+local mid0 = pos + 2         -- messageIds, by count
 local np = tonumber(ARGV[mid0 + nmid])
 local pi = mid0 + nmid + 1   -- (score, messageId) pairs
 local li = pi + 2 * np
@@ -388,10 +390,11 @@ if nc > 0 then
     end
   else
     -- records above the watermarks, and their messageIds
-    local moved, fresh, mids = {}, {}, {}
-    for k = 0, nc - 1 do
-      local cs, offText = ARGV[pos + 2 * k], ARGV[pos + 2 * k + 1]
-      local src, off = tonumber(string.sub(cs, 2)), tonumber(offText)
+    local moved, fresh, mids, isLaunch = {}, {}, {}, {}
+    local k = 0
+    for ch, srcText, offText in string.gmatch(ARGV[pos], '(%a)(%d+) (%d+)') do
+      local src, off = tonumber(srcText), tonumber(offText)
+      isLaunch[k] = ch == 'a'
       if off <= wm[src] then
         dupRedelivered = dupRedelivered + 1
       else
@@ -400,6 +403,7 @@ if nc > 0 then
         fresh[#fresh + 1] = k
         if nmid > 0 and ARGV[mid0 + k] ~= '' then mids[#mids + 1] = ARGV[mid0 + k] end
       end
+      k = k + 1
     end
     local known = {}
     if #mids > 0 then
@@ -412,7 +416,7 @@ if nc > 0 then
     local launchScore, visitScore = string.format('%.0f', -2 * now - 1), string.format('%.0f', -2 * now)
     for _, k in ipairs(fresh) do
       local mid = nmid > 0 and ARGV[mid0 + k] or ''
-      local launch = string.byte(ARGV[pos + 2 * k], 1) == 97 -- 'a'
+      local launch = isLaunch[k]
       if mid ~= '' and known[mid] then
         dupMsg = dupMsg + 1
       else

@@ -617,7 +617,7 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 	dedupe := s.cfg.DedupeWindow > 0
 	cs := summarize(u.Counts, dedupe)
 	counts, nsrc, fast, launches, visits, withID := cs.counts, len(cs.first), cs.fast, cs.launches, cs.visits, cs.withID
-	args := make([]any, 0, 32+5*len(names)+6*len(counts)+3*nsrc+len(links))
+	args := make([]any, 0, 32+5*len(names)+4*len(counts)+3*nsrc+len(links))
 	h := s.headerAt(now)
 	args = append(args, h.args[:]...)
 	args = append(args, modeArgs[mode], anon, intArg(len(names)), intArg(ntr))
@@ -628,40 +628,35 @@ func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f
 			strconv.FormatInt(u.First.Time, 10), profile.FormatTime(u.First.Time), u.First.Channel,
 			strconv.FormatInt(u.Last.Time, 10), profile.FormatTime(u.Last.Time), u.Last.Channel)
 	}
-	// each count's offset and messageId, boxed once for the two places
-	// each goes
-	boxed := make([]any, 2*len(counts))
+	// each count's messageId, boxed once for the two places it goes
+	mids := make([]any, len(counts))
 	for i, c := range counts {
-		boxed[2*i], boxed[2*i+1] = strconv.FormatInt(c.Offset, 10), c.MessageID
+		mids[i] = c.MessageID
 	}
 	// each source's lowest and highest offset
 	args = append(args, intArg(nsrc))
 	for j, i := range cs.first {
-		args = append(args, boxed[2*i], boxed[2*cs.last(j)])
+		lo := strconv.FormatInt(counts[i].Offset, 10)
+		hi := lo
+		if l := cs.last(j); l != i {
+			hi = strconv.FormatInt(counts[l].Offset, 10)
+		}
+		args = append(args, lo, hi)
 	}
 	// the counts: the common case's summary, then each count
-	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits))
-	si := 0
-	for i, c := range counts {
-		if i > 0 && c.Source != counts[i-1].Source {
-			si++
-		}
-		args = append(args, channelArg(c.Kind, si+1), boxed[2*i])
-	}
+	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits), packCounts(counts))
 	if dedupe {
 		args = append(args, intArg(len(counts)))
-		for i := range counts {
-			args = append(args, boxed[2*i+1])
-		}
+		args = append(args, mids...)
 		args = append(args, intArg(withID))
 		for i, c := range counts {
 			if c.MessageID == "" {
 				continue
 			}
 			if c.Kind == profile.KindAppLaunch {
-				args = append(args, h.launch, boxed[2*i+1])
+				args = append(args, h.launch, mids[i])
 			} else {
-				args = append(args, h.visit, boxed[2*i+1])
+				args = append(args, h.visit, mids[i])
 			}
 		}
 	} else {
@@ -805,24 +800,29 @@ func boolArg(b bool) any {
 	return "0"
 }
 
-// channelArgs are "a<i>" and "w<i>": a count's channel and source index.
-var channelArgs = func() (a [2][16]any) {
-	for i := range a[0] {
-		a[0][i] = "a" + strconv.Itoa(i)
-		a[1][i] = "w" + strconv.Itoa(i)
+// packCounts writes each count's channel ("a" launch, "w" visit), source
+// index (1-based, in the order of counts) and offset as one argument:
+// "a1 17;w1 18;". The script reads it only on its slow path (a record at
+// or below its log's watermark, or a messageId it knows), so the common
+// case passes one argument instead of two per count.
+func packCounts(counts []profile.Count) string {
+	b := make([]byte, 0, 16*len(counts))
+	si := 0
+	for i, c := range counts {
+		if i > 0 && c.Source != counts[i-1].Source {
+			si++
+		}
+		if c.Kind == profile.KindAppLaunch {
+			b = append(b, 'a')
+		} else {
+			b = append(b, 'w')
+		}
+		b = strconv.AppendInt(b, int64(si+1), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, c.Offset, 10)
+		b = append(b, ';')
 	}
-	return a
-}()
-
-func channelArg(k profile.Kind, src int) any {
-	c := 1
-	if k == profile.KindAppLaunch {
-		c = 0
-	}
-	if src < len(channelArgs[0]) {
-		return channelArgs[c][src]
-	}
-	return "aw"[c:c+1] + strconv.Itoa(src)
+	return string(b)
 }
 
 // standardFields are the fields of section 4 an update carries.
