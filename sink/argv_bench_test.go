@@ -28,6 +28,6 @@ func BenchmarkArgv(b *testing.B) {
 	now := time.UnixMilli(t0 + 5000)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = s.argv(u, 'u', "", nil, nil, now)
+		_ = s.argv([]string{"k", "k:m", "k:d", "k:links"}, u, 'u', "", nil, nil, now)
 	}
 }

@@ -120,8 +120,7 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 			continue
 		}
 		fu, f := snap.fold(p.user)
-		third = append(third, call{script: s.apply,
-			keys: s.profileKeys(p.user, LinksKey(s.cfg.KeyPrefix, p.user)), args: s.argv(asUser(fu, p.user), 'f', p.anon, nil, f, now)})
+		third = append(third, s.applyCall(s.profileKeys(p.user, LinksKey(s.cfg.KeyPrefix, p.user)), asUser(fu, p.user), 'f', p.anon, nil, f, now))
 		folds = append(folds, folded{pair: p, empty: snap.empty()})
 	}
 	nFold := len(third)

@@ -75,8 +75,8 @@ func (s *Sink) runNode(ctx context.Context, n *redis.Client, calls []call, idx [
 		var wait *redis.Cmd
 		_, err := n.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range idx {
-				c := calls[i]
-				cmds[j] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+				cmds[j] = calls[i].cmd(ctx)
+				_ = p.Process(ctx, cmds[j])
 			}
 			wait = p.Do(ctx, "WAIT", s.cfg.MinReplicas, s.cfg.ReplicaTimeout.Milliseconds())
 			return nil

@@ -38,6 +38,9 @@ var (
 	unreserveSource string
 )
 
+// applyHash is apply.lua's SHA1 as a command argument, boxed once.
+var applyHash any = redis.NewScript(applySource).Hash()
+
 // Defaults of Config.
 const (
 	DefaultMaxLinkedIDs = 100
@@ -288,6 +291,32 @@ type call struct {
 	keys   []string
 	args   []any
 	owner  string // the user of a routed update
+	// full, when set, is the whole EVALSHA command, args its tail: built
+	// in one slice, so that go-redis neither copies the arguments into a
+	// command of its own nor boxes the keys again
+	full []any
+}
+
+// cmd returns c as one EVALSHA command.
+func (c call) cmd(ctx context.Context) *redis.Cmd {
+	full := c.full
+	if full == nil {
+		full = make([]any, 3, 3+len(c.keys)+len(c.args))
+		full[0], full[1], full[2] = "evalsha", c.script.Hash(), len(c.keys)
+		for _, k := range c.keys {
+			full = append(full, k)
+		}
+		full = append(full, c.args...)
+	}
+	cmd := redis.NewCmd(ctx, full...)
+	cmd.SetFirstKeyPos(3)
+	return cmd
+}
+
+// applyCall is the apply.lua call of update u (see argv) on keys.
+func (s *Sink) applyCall(keys []string, u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) call {
+	full := s.argv(keys, u, mode, anon, links, f, now)
+	return call{script: s.apply, keys: keys, args: full[3+len(keys):], full: full}
 }
 
 // runAll runs calls in one pipeline and returns their replies in order.
@@ -307,8 +336,8 @@ func (s *Sink) runAll(ctx context.Context, calls []call) ([]any, error) {
 		cmds := make([]*redis.Cmd, len(pending))
 		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, idx := range pending {
-				c := calls[idx]
-				cmds[j] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+				cmds[j] = calls[idx].cmd(ctx)
+				_ = p.Process(ctx, cmds[j])
 			}
 			return nil
 		})
@@ -524,7 +553,7 @@ func (s *Sink) updateCall(u *profile.Update, mode byte, anon string, links []str
 		}
 		anon = u.ProfileID
 	}
-	return call{script: s.apply, keys: keys, args: s.argv(u, mode, anon, links, nil, now)}
+	return s.applyCall(keys, u, mode, anon, links, nil, now)
 }
 
 // isCluster reports whether client spreads keys over Redis Cluster slots.
@@ -535,8 +564,9 @@ func isCluster(client redis.UniversalClient) bool {
 
 // routedCall applies anonymous id anon's update to its user owner.
 func (s *Sink) routedCall(u *profile.Update, anon, owner string, now time.Time) call {
-	return call{script: s.apply, keys: s.profileKeys(owner, LinksKey(s.cfg.KeyPrefix, owner)),
-		args: s.argv(asUser(u, owner), 'r', anon, nil, nil, now), owner: owner}
+	c := s.applyCall(s.profileKeys(owner, LinksKey(s.cfg.KeyPrefix, owner)), asUser(u, owner), 'r', anon, nil, nil, now)
+	c.owner = owner
+	return c
 }
 
 // asUser returns u as if its events had carried user id owner: with the
@@ -609,15 +639,19 @@ func intArg(n int) any {
 // modeArgs are the script's modes, boxed once.
 var modeArgs = map[byte]any{'u': "u", 'a': "a", 'r': "r", 'f': "f"}
 
-// argv builds the script arguments of one update (see apply.lua): every
-// field name the script reads or writes, and the counts summed up where
-// the common case needs no more.
-func (s *Sink) argv(u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) []any {
+// argv builds the EVALSHA command of one update on keys (see apply.lua for
+// its arguments): every field name the script reads or writes, and the
+// counts summed up where the common case needs no more.
+func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) []any {
 	names, ntr := fieldOrder(u)
 	dedupe := s.cfg.DedupeWindow > 0
 	cs := summarize(u.Counts, dedupe)
 	counts, nsrc, fast, launches, visits, withID := cs.counts, len(cs.first), cs.fast, cs.launches, cs.visits, cs.withID
-	args := make([]any, 0, 32+5*len(names)+4*len(counts)+3*nsrc+len(links))
+	args := make([]any, 3+len(keys), 3+len(keys)+32+5*len(names)+4*len(counts)+3*nsrc+len(links))
+	args[0], args[1], args[2] = "evalsha", applyHash, intArg(len(keys))
+	for i, k := range keys {
+		args[3+i] = k
+	}
 	h := s.headerAt(now)
 	args = append(args, h.args[:]...)
 	args = append(args, modeArgs[mode], anon, intArg(len(names)), intArg(ntr))
@@ -749,7 +783,7 @@ func summarize(counts []profile.Count, dedupe bool) countSummary {
 		slices.SortStableFunc(counts, countCmp)
 	}
 	cs := countSummary{counts: counts, fast: len(counts) <= applySlice}
-	var seen map[string]bool
+	var seen map[string]bool // the messageIds so far, for long lists
 	for i, c := range counts {
 		if i == 0 || c.Source != counts[i-1].Source {
 			cs.first = append(cs.first, i)
@@ -763,7 +797,16 @@ func summarize(counts []profile.Count, dedupe bool) countSummary {
 		}
 		if dedupe && c.MessageID != "" {
 			cs.withID++
-			if cs.withID > 1 {
+			if cs.withID > 1 && i < 16 {
+				// a short list: compare with the earlier ones (a map
+				// costs more than a few string compares)
+				for _, o := range counts[:i] {
+					if o.MessageID == c.MessageID {
+						cs.fast = false
+						break
+					}
+				}
+			} else if cs.withID > 1 {
 				if seen == nil {
 					seen = make(map[string]bool, len(counts))
 					for _, o := range counts[:i] {
