@@ -313,32 +313,29 @@ if newTraits > 0 then
   mset[#mset + 1] = nt
 end
 
--- first and last seen: earliest and latest launch or visit
-if fCh ~= '' then
-  local fs, ls, lCh = ARGV[si], ARGV[si + 3], ARGV[si + 5]
-  local t = tonumber(fs)
-  local c = mv[1] and tonumber(mv[1])
-  if not c or t < c or (t == c and gt(fCh, pv[2] or '')) then
-    mset[#mset + 1] = 'fs'
-    mset[#mset + 1] = fs
-    pset[#pset + 1] = 'first_seen'
-    pset[#pset + 1] = ARGV[si + 1]
-    pset[#pset + 1] = 'first_seen_channel'
-    pset[#pset + 1] = fCh
+-- first and last seen: earliest and latest launch or visit; t and c are
+-- the update's and the stored time as numbers (c false: none stored)
+local function see(metaKey, ms, field, text, chField, ch, t, c, curCh, earlier)
+  local wins
+  if not c then wins = true elseif earlier then wins = t < c else wins = t > c end
+  if wins or (t == c and gt(ch, curCh or '')) then
+    mset[#mset + 1] = metaKey
+    mset[#mset + 1] = ms
+    pset[#pset + 1] = field
+    pset[#pset + 1] = text
+    pset[#pset + 1] = chField
+    pset[#pset + 1] = ch
     changed = true
   end
+end
+if fCh ~= '' then
+  local fs, ls = ARGV[si], ARGV[si + 3]
+  local t, c = tonumber(fs), mv[1] and tonumber(mv[1])
+  see('fs', fs, 'first_seen', ARGV[si + 1], 'first_seen_channel', fCh, t, c, pv[2], true)
   -- one event's update: the same time (one interned string), converted once
   if ls ~= fs then t = tonumber(ls) end
   if mv[2] ~= mv[1] then c = mv[2] and tonumber(mv[2]) end
-  if not c or t > c or (t == c and gt(lCh, pv[3] or '')) then
-    mset[#mset + 1] = 'ls'
-    mset[#mset + 1] = ls
-    pset[#pset + 1] = 'last_seen'
-    pset[#pset + 1] = ARGV[si + 4]
-    pset[#pset + 1] = 'last_seen_channel'
-    pset[#pset + 1] = lCh
-    changed = true
-  end
+  see('ls', ls, 'last_seen', ARGV[si + 4], 'last_seen_channel', ARGV[si + 5], t, c, pv[3], false)
 end
 
 local launches, visits, dupMsg, dupRedelivered, forgotten = 0, 0, 0, 0, 0

@@ -654,31 +654,35 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 	}
 	h := s.headerAt(now)
 	args = append(args, h.args[:]...)
-	args = append(args, modeArgs[mode], anon, intArg(len(names)), intArg(ntr))
+	// the call's strings and numbers, boxed as pointers into two slices:
+	// go-redis writes a *string or *int64 as it does the value, and a
+	// pointer in an interface needs no allocation of its own
+	a := argArena{strs: make([]string, 0, 6+2*len(names)+len(counts)+len(links)), nums: make([]int64, 0, 2+2*nsrc+len(names))}
+	args = append(args, modeArgs[mode], a.str(anon), intArg(len(names)), intArg(ntr))
 	if u.First.IsZero() {
 		args = append(args, "0", "", "", "0", "", "")
 	} else {
 		args = append(args,
-			strconv.FormatInt(u.First.Time, 10), profile.FormatTime(u.First.Time), u.First.Channel,
-			strconv.FormatInt(u.Last.Time, 10), profile.FormatTime(u.Last.Time), u.Last.Channel)
+			a.num(u.First.Time), a.str(profile.FormatTime(u.First.Time)), a.str(u.First.Channel),
+			a.num(u.Last.Time), a.str(profile.FormatTime(u.Last.Time)), a.str(u.Last.Channel))
 	}
 	// each count's messageId, boxed once for the two places it goes
 	mids := make([]any, len(counts))
 	for i, c := range counts {
-		mids[i] = c.MessageID
+		mids[i] = a.str(c.MessageID)
 	}
 	// each source's lowest and highest offset
 	args = append(args, intArg(nsrc))
 	for j, i := range cs.first {
-		lo := strconv.FormatInt(counts[i].Offset, 10)
+		lo := a.num(counts[i].Offset)
 		hi := lo
 		if l := cs.last(j); l != i {
-			hi = strconv.FormatInt(counts[l].Offset, 10)
+			hi = a.num(counts[l].Offset)
 		}
 		args = append(args, lo, hi)
 	}
 	// the counts: the common case's summary, then each count
-	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits), packCounts(counts))
+	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits), a.str(packCounts(counts)))
 	if dedupe {
 		args = append(args, intArg(len(counts)))
 		args = append(args, mids...)
@@ -697,8 +701,8 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 		args = append(args, intArg(0), intArg(0))
 	}
 	args = append(args, intArg(len(links)))
-	for _, a := range links {
-		args = append(args, a)
+	for _, l := range links {
+		args = append(args, a.str(l))
 	}
 	// the meta fields to read: each field's time, each source's watermark
 	args = append(args, intArg(len(names)+nsrc))
@@ -725,15 +729,15 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 		}
 	}
 	args[npk] = intArg(len(args) - npk - 1)
-	// the fields of one event share its time: format each time once
+	// the fields of one event share its time: box each time once
 	var lastT int64
-	var lastText any
+	var lastBox any
 	for _, n := range names {
 		f := u.Fields[n]
-		if lastText == nil || f.Time != lastT {
-			lastT, lastText = f.Time, strconv.FormatInt(f.Time, 10)
+		if lastBox == nil || f.Time != lastT {
+			lastT, lastBox = f.Time, a.num(f.Time)
 		}
-		args = append(args, f.Value, lastText)
+		args = append(args, a.str(f.Value), lastBox)
 	}
 	if f != nil {
 		args = append(args, strconv.FormatInt(f.launches, 10), strconv.FormatInt(f.visits, 10), strconv.Itoa(len(f.mids)/2))
@@ -742,6 +746,30 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 		args = append(args, f.marks...)
 	}
 	return args
+}
+
+// argArena boxes one call's strings and numbers as pointers into its two
+// slices. A slice that grows leaves the values boxed before in the old
+// array, where they stay as they were.
+type argArena struct {
+	strs []string
+	nums []int64
+}
+
+func (a *argArena) str(s string) any {
+	if s == "" {
+		return ""
+	}
+	a.strs = append(a.strs, s)
+	return &a.strs[len(a.strs)-1]
+}
+
+func (a *argArena) num(n int64) any {
+	if n >= 0 && n < int64(len(smallArgs)) {
+		return smallArgs[n]
+	}
+	a.nums = append(a.nums, n)
+	return &a.nums[len(a.nums)-1]
 }
 
 // fieldOrder returns u's field names in byte order with the custom
