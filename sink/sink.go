@@ -291,9 +291,9 @@ type call struct {
 	keys   []string
 	args   []any
 	owner  string // the user of a routed update
-	// full, when set, is the whole EVALSHA command, args its tail: built
-	// in one slice, so that go-redis neither copies the arguments into a
-	// command of its own nor boxes the keys again
+	// full, when set, is the whole EVALSHA command (keys and args are
+	// then in it): built in one slice, so that go-redis neither copies the
+	// arguments into a command of its own nor boxes the keys again
 	full []any
 }
 
@@ -316,7 +316,7 @@ func (c call) cmd(ctx context.Context) *redis.Cmd {
 // applyCall is the apply.lua call of update u (see argv) on keys.
 func (s *Sink) applyCall(keys []string, u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) call {
 	full := s.argv(keys, u, mode, anon, links, f, now)
-	return call{script: s.apply, keys: keys, args: full[3+len(keys):], full: full}
+	return call{script: s.apply, keys: keys, full: full}
 }
 
 // runAll runs calls in one pipeline and returns their replies in order.
@@ -681,7 +681,7 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 		}
 		args = append(args, lo, hi)
 	}
-	// the counts: the common case's summary, then each count
+	// the counts: the common case's summary, then all of them in one
 	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits), a.str(packCounts(counts)))
 	if dedupe {
 		args = append(args, intArg(len(counts)))
