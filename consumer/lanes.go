@@ -134,7 +134,7 @@ func (l *lanes) anyDue(now time.Time) bool {
 // take returns the batch to write now, which it no longer holds: the
 // oldest full one, else every due lane merged if they fit the bound, else
 // the fullest due lane. nil when none is due.
-func (l *lanes) take(ids *topicIDs, now time.Time) *batch {
+func (l *lanes) take(now time.Time) *batch {
 	if b := l.overdue(now); b != nil {
 		return b
 	}
@@ -153,7 +153,7 @@ func (l *lanes) take(ids *topicIDs, now time.Time) *batch {
 		case len(due) == 1 || n > l.size:
 			l.cut(l.fullest(due))
 		default:
-			l.ready = append(l.ready, l.merge(ids, due))
+			l.ready = append(l.ready, l.merge(due))
 		}
 	}
 	b := l.ready[0]
@@ -197,7 +197,7 @@ func (l *lanes) waiting(tp topicPartition) bool {
 
 // merge empties the lanes of tps into one batch: the fullest, with the
 // records of the others folded in after its own.
-func (l *lanes) merge(ids *topicIDs, tps []topicPartition) *batch {
+func (l *lanes) merge(tps []topicPartition) *batch {
 	b := l.remove(l.fullest(tps))
 	for _, k := range tps {
 		if _, ok := l.open[k]; !ok {
@@ -208,11 +208,33 @@ func (l *lanes) merge(ids *topicIDs, tps []topicPartition) *batch {
 			b.first = o.first
 		}
 		b.decoded += o.decoded
-		for _, r := range o.recs {
-			b.put(ids, r)
-		}
+		b.absorb(o)
 	}
 	return b
+}
+
+// absorb appends o's records to b and merges o's updates into b's (the
+// records no longer hold their fields to fold again): a profile's update
+// in both takes o's after its own, in one update while the counts stay
+// within maxCountsPerUpdate, as the fold would.
+func (b *batch) absorb(o *batch) {
+	base := len(b.recs)
+	b.recs = append(b.recs, o.recs...)
+	for _, i := range o.dead {
+		b.dead = append(b.dead, base+i)
+	}
+	for _, ou := range o.order {
+		bu, ok := b.updates[ou.ProfileID]
+		if ok && len(bu.Counts)+len(ou.Counts) <= maxCountsPerUpdate {
+			bu.Merge(ou)
+			continue
+		}
+		b.updates[ou.ProfileID] = ou
+		b.order = append(b.order, ou)
+	}
+	for tp, src := range o.sources {
+		b.sources[tp] = src
+	}
 }
 
 // rest returns every batch still held, full ones first, and holds none.

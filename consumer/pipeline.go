@@ -79,11 +79,21 @@ func (b *batch) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 
 // put adds a decoded record: a rejected one to the dead letters, an
 // applied one to its profile's update.
+//
+// Once folded, a record keeps only what the writer reads after the
+// Apply (its offsets and its event's kind, time and dropped fields): its
+// value and its event's fields live on in the update, and holding them
+// per record until the batch is written made them most of the live heap
+// (which the collector's goal, and so the RSS, follows).
 func (b *batch) put(ids *topicIDs, r decoded) {
 	if r.rej != nil {
 		b.dead = append(b.dead, len(b.recs))
-	} else if r.ev.Kind != profile.KindIgnored {
-		b.fold(ids, r)
+	} else {
+		if r.ev.Kind != profile.KindIgnored {
+			b.fold(ids, r)
+		}
+		r.ev.Fields = nil
+		r.msg.Key, r.msg.Value, r.msg.Headers = nil, nil, nil
 	}
 	b.recs = append(b.recs, r)
 }
@@ -205,7 +215,7 @@ func (c *Consumer) collect(gctx context.Context, stop <-chan struct{}, in <-chan
 		case <-linger.C:
 			lingered = true
 		case <-ask:
-			out <- l.take(c.ids, time.Now()) // the writer waits for it
+			out <- l.take(time.Now()) // the writer waits for it
 			if l.empty() {
 				linger.Stop()
 				lingered = false
