@@ -21,9 +21,10 @@ func TestBatchInfo(t *testing.T) {
 		{Topic: "events", Partition: 2, Offset: 11}, {Topic: "other", Partition: 2, Offset: 7},
 		{Topic: "events", Partition: 2, Offset: 12}, {Topic: "events", Partition: 0, Offset: 1},
 	} {
-		b.recs = append(b.recs, decoded{msg: m})
+		b.recs = append(b.recs, rec{msg: position{m.Topic, m.Partition, m.Offset, m.HighWaterMark}})
 	}
-	b.dead = []int{3}
+	b.recs[3].dead = true
+	b.dead = []decoded{{msg: kafka.Message{Topic: "other", Partition: 2, Offset: 7}}}
 	b.order = []*profile.Update{profile.NewUpdate("a"), profile.NewUpdate("b")}
 	want := BatchInfo{Ranges: []OffsetRange{
 		{"events", 2, 10, 12}, {"events", 0, 0, 1}, {"other", 2, 7, 7},

@@ -80,7 +80,7 @@ func (d *deadLetterer) Close() error {
 	return errors.Join(d.batch.Close(), d.one.Close())
 }
 
-// write writes the rejected records recs[dead...] to the dead-letter topic
+// write writes the rejected records recs to the dead-letter topic
 // and waits for the acknowledgement of all in-sync replicas. It retries
 // temporary errors until ctx ends; a record whose write fails for good
 // stops its partition: the returned map holds, per stopped partition, the
@@ -93,12 +93,15 @@ func (d *deadLetterer) Close() error {
 // is written again without its value, then also without the producer's
 // key and headers. Only a dead letter too large even then (a topic limit
 // below the size of profiled's own headers) fails for good.
-func (d *deadLetterer) write(ctx context.Context, recs []decoded, dead []int, now time.Time) (map[topicPartition]int64, error) {
+func (d *deadLetterer) write(ctx context.Context, recs []decoded, now time.Time) (map[topicPartition]int64, error) {
 	failedAt := now.UTC().Format(time.RFC3339Nano)
 	stopAt := map[topicPartition]int64{}
 	alone := map[int]bool{} // records to write one per request
 	shape := map[int]int{}  // letterWhole, letterNoValue, letterNoKeyHeaders
-	pending := dead
+	pending := make([]int, len(recs))
+	for i := range pending {
+		pending[i] = i
+	}
 	rt := d.retry
 	for len(pending) > 0 {
 		var together, single, retry []int

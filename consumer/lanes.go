@@ -218,11 +218,8 @@ func (l *lanes) merge(tps []topicPartition) *batch {
 // in both takes o's after its own, in one update while the counts stay
 // within maxCountsPerUpdate, as the fold would.
 func (b *batch) absorb(o *batch) {
-	base := len(b.recs)
 	b.recs = append(b.recs, o.recs...)
-	for _, i := range o.dead {
-		b.dead = append(b.dead, base+i)
-	}
+	b.dead = append(b.dead, o.dead...)
 	for _, ou := range o.order {
 		bu, ok := b.updates[ou.ProfileID]
 		if ok && len(bu.Counts)+len(ou.Counts) <= maxCountsPerUpdate {

@@ -44,23 +44,27 @@ func (f *laneFeed) add(p int, lag int64) {
 // and folded updates in step.
 func (f *laneFeed) check(b *batch, seen map[int]int64) {
 	f.t.Helper()
-	counts := 0
-	for i, r := range b.recs {
+	counts, dead := 0, 0
+	for _, r := range b.recs {
 		p := r.msg.Partition
 		if r.msg.Offset != seen[p] {
 			f.t.Fatalf("partition %d: offset %d, want %d", p, r.msg.Offset, seen[p])
 		}
 		seen[p]++
-		dead := false
-		for _, d := range b.dead {
-			dead = dead || d == i
+		if r.dead != (r.msg.Offset%10 == 9) {
+			f.t.Fatalf("record %d/%d: dead %v", p, r.msg.Offset, r.dead)
 		}
-		if dead != (r.msg.Offset%10 == 9) {
-			f.t.Fatalf("record %d/%d: dead %v", p, r.msg.Offset, dead)
-		}
-		if !dead {
+		if r.dead {
+			if d := b.dead[dead].msg; d.Partition != p || d.Offset != r.msg.Offset {
+				f.t.Fatalf("record %d/%d: dead letter %d is %d/%d", p, r.msg.Offset, dead, d.Partition, d.Offset)
+			}
+			dead++
+		} else {
 			counts++
 		}
+	}
+	if dead != len(b.dead) {
+		f.t.Fatalf("%d dead letters, %d records rejected", len(b.dead), dead)
 	}
 	n := 0
 	for _, u := range b.order {
@@ -269,15 +273,17 @@ func TestLanesMergeFoldsLikeOneBatch(t *testing.T) {
 			}
 			want := newBatch(total)
 			for _, r := range b.recs {
-				if r.ev.Fields != nil || (r.rej == nil && r.msg.Value != nil) {
-					t.Fatalf("record %d/%d still holds its fields or its value once folded", r.msg.Partition, r.msg.Offset)
-				}
-				m := r.msg
-				m.Value = values[[2]int64{int64(m.Partition), m.Offset}]
-				want.add(f.dec, f.ids, m)
+				p := r.msg
+				want.add(f.dec, f.ids, kafka.Message{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, HighWaterMark: p.HighWaterMark,
+					Value: values[[2]int64{int64(p.Partition), p.Offset}]})
 			}
-			if !reflect.DeepEqual(b.dead, want.dead) {
-				t.Fatalf("dead letters at %v, want %v", b.dead, want.dead)
+			if !reflect.DeepEqual(b.recs, want.recs) || len(b.dead) != len(want.dead) {
+				t.Fatalf("records or dead letters differ from one batch's")
+			}
+			for i, d := range b.dead {
+				if w := want.dead[i]; d.msg.Partition != w.msg.Partition || d.msg.Offset != w.msg.Offset || string(d.msg.Value) != string(w.msg.Value) {
+					t.Fatalf("dead letter %d is %d/%d, want %d/%d", i, d.msg.Partition, d.msg.Offset, w.msg.Partition, w.msg.Offset)
+				}
 			}
 			split := false
 			for _, u := range b.order {

@@ -30,8 +30,8 @@ import (
 
 // batch is a set of records decoded and folded, ready to write.
 type batch struct {
-	recs    []decoded
-	dead    []int
+	recs    []rec
+	dead    []decoded // the rejected records, whole, for the dead letters
 	updates map[string]*profile.Update
 	order   []*profile.Update
 	sources map[topicPartition]string // log ids of the batch's partitions
@@ -40,14 +40,34 @@ type batch struct {
 	behind  bool // a lane whose partition had more records at the broker (lanes.go)
 }
 
+// decoded is a record as it came, with its event or why it was rejected.
 type decoded struct {
 	msg kafka.Message
 	ev  profile.Event
 	rej *profile.Rejection
 }
 
+// rec is what a batch keeps of each record once it is folded: where it
+// is in its log, and what the metrics read of it after the write.
+type rec struct {
+	msg     position
+	kind    profile.Kind
+	dead    bool // rejected: in the batch's dead letters
+	time    int64
+	skip    string
+	dropped []profile.Drop
+}
+
+// position is a record's place in its log (named as in kafka.Message).
+type position struct {
+	Topic         string
+	Partition     int
+	Offset        int64
+	HighWaterMark int64
+}
+
 func newBatch(size int) *batch {
-	return &batch{recs: make([]decoded, 0, size), updates: map[string]*profile.Update{}, sources: map[topicPartition]string{}}
+	return &batch{recs: make([]rec, 0, size), updates: map[string]*profile.Update{}, sources: map[topicPartition]string{}}
 }
 
 // add decodes one record into the batch; ids name the log of its
@@ -81,21 +101,23 @@ func (b *batch) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 // applied one to its profile's update.
 //
 // Once folded, a record keeps only what the writer reads after the
-// Apply (its offsets and its event's kind, time and dropped fields): its
+// Apply (its position, its event's kind, time and dropped fields): its
 // value and its event's fields live on in the update, and holding them
 // per record until the batch is written made them most of the live heap
 // (which the collector's goal, and so the RSS, follows).
 func (b *batch) put(ids *topicIDs, r decoded) {
+	m := &r.msg
+	k := rec{msg: position{m.Topic, m.Partition, m.Offset, m.HighWaterMark}}
 	if r.rej != nil {
-		b.dead = append(b.dead, len(b.recs))
+		b.dead = append(b.dead, r)
+		k.dead = true
 	} else {
 		if r.ev.Kind != profile.KindIgnored {
 			b.fold(ids, r)
 		}
-		r.ev.Fields = nil
-		r.msg.Key, r.msg.Value, r.msg.Headers = nil, nil, nil
+		k.kind, k.time, k.skip, k.dropped = r.ev.Kind, r.ev.Time, r.ev.SkipReason, r.ev.Dropped
 	}
-	b.recs = append(b.recs, r)
+	b.recs = append(b.recs, k)
 }
 
 // maxCountsPerUpdate bounds the launches and visits of one update: a
@@ -310,7 +332,7 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 		ch := make(chan dlqResult, 1)
 		w.dlq = ch
 		go func() {
-			stopAt, err := c.dlq.write(ctx, b.recs, b.dead, start)
+			stopAt, err := c.dlq.write(ctx, b.dead, start)
 			ch <- dlqResult{stopAt: stopAt, err: err}
 		}()
 	}
@@ -345,13 +367,13 @@ func (c *Consumer) write(ctx context.Context, b *batch) (written, error) {
 		w.next[tp] = r.msg.Offset + 1
 		w.hwm[tp] = r.msg.HighWaterMark
 		switch {
-		case r.rej != nil:
-		case r.ev.Kind == profile.KindIgnored:
-			skipped[r.ev.SkipReason]++
+		case r.dead:
+		case r.kind == profile.KindIgnored:
+			skipped[r.skip]++
 		default:
-			kinds[r.ev.Kind]++
-			c.m.eventLag.Observe(float64(now.UnixMilli()-r.ev.Time) / 1000)
-			for _, d := range r.ev.Dropped {
+			kinds[r.kind]++
+			c.m.eventLag.Observe(float64(now.UnixMilli()-r.time) / 1000)
+			for _, d := range r.dropped {
 				c.m.fieldsDropped.WithLabelValues(d.Field, d.Reason).Inc()
 			}
 		}

@@ -27,10 +27,10 @@ func TestTombstones(t *testing.T) {
 			b := newBatch(1)
 			b.add(dec, &topicIDs{ids: map[string]string{}}, kafka.Message{Topic: "events", Value: tc.value, Time: time.Now()})
 			if len(b.dead) != 0 {
-				t.Fatalf("dead-lettered: %v", b.recs[0].rej)
+				t.Fatalf("dead-lettered: %v", b.dead[0].rej)
 			}
-			if ev := b.recs[0].ev; ev.Kind != profile.KindIgnored || ev.SkipReason != profile.SkipTombstone {
-				t.Fatalf("kind %v skip %q, want a tombstone", ev.Kind, ev.SkipReason)
+			if r := b.recs[0]; r.kind != profile.KindIgnored || r.skip != profile.SkipTombstone {
+				t.Fatalf("kind %v skip %q, want a tombstone", r.kind, r.skip)
 			}
 		})
 	}
