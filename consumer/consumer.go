@@ -64,7 +64,7 @@ type Config struct {
 	StartOffset string // earliest (default) or latest
 	DLQTopic    string
 
-	// BatchSize bounds the records of one batch; default 2000.
+	// BatchSize bounds the records of one batch; default 4000.
 	BatchSize int
 	// BatchTime is how long the first record of a batch may wait for more
 	// while the writer is idle; default 1ms. While the writer is busy,
@@ -117,7 +117,7 @@ type OffsetRange struct {
 
 func (c *Config) setDefaults() {
 	c.StartOffset = cmp.Or(c.StartOffset, StartEarliest)
-	c.BatchSize = cmp.Or(c.BatchSize, 2000)
+	c.BatchSize = cmp.Or(c.BatchSize, 4000)
 	c.BatchTime = cmp.Or(c.BatchTime, time.Millisecond)
 	c.CommitInterval = cmp.Or(c.CommitInterval, 100*time.Millisecond)
 	c.DrainTimeout = cmp.Or(c.DrainTimeout, 10*time.Second)
