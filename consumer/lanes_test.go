@@ -227,6 +227,35 @@ func TestLanesQuietPartitionNotStarved(t *testing.T) {
 	}
 }
 
+// TestLanesBehindLaneWaitsLonger: under a backlog every partition is
+// behind; a lane of a partition that is behind does not go ahead of
+// another partition's full lane at laneWait (it fills soon, and a full
+// lane folds best), only at behindWait (a stalled fetch).
+func TestLanesBehindLaneWaitsLonger(t *testing.T) {
+	f := newLaneFeed(t, 10)
+	seen := map[int]int64{}
+	f.add(1, 1000) // behind: the broker holds more of partition 1
+	for !f.l.full() {
+		f.add(0, 1000)
+	}
+	b := f.l.take(time.Now().Add(laneWait))
+	if len(b.recs) != 10 || b.recs[0].msg.Partition != 0 {
+		t.Fatalf("at laneWait: %d records of partition %d, want 0's full lane", len(b.recs), b.recs[0].msg.Partition)
+	}
+	f.check(b, seen)
+	for !f.l.full() {
+		f.add(0, 1000)
+	}
+	b = f.l.take(time.Now().Add(behindWait))
+	if len(b.recs) != 1 || b.recs[0].msg.Partition != 1 {
+		t.Fatalf("at behindWait: %d records of partition %d, want 1's lane", len(b.recs), b.recs[0].msg.Partition)
+	}
+	f.check(b, seen)
+	for _, b := range f.l.rest() {
+		f.check(b, seen)
+	}
+}
+
 // TestLanesMergeFoldsLikeOneBatch: lanes merged for the writer hold the
 // updates that folding their records, in the merged batch's order, into
 // one batch gives (a profile's records on several partitions, as when
