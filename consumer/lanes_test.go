@@ -235,25 +235,34 @@ func TestLanesBehindLaneWaitsLonger(t *testing.T) {
 	f := newLaneFeed(t, 10)
 	seen := map[int]int64{}
 	f.add(1, 1000) // behind: the broker holds more of partition 1
-	for !f.l.full() {
-		f.add(0, 1000)
-	}
-	b := f.l.take(time.Now().Add(laneWait))
-	if len(b.recs) != 10 || b.recs[0].msg.Partition != 0 {
-		t.Fatalf("at laneWait: %d records of partition %d, want 0's full lane", len(b.recs), b.recs[0].msg.Partition)
-	}
-	f.check(b, seen)
-	for !f.l.full() {
-		f.add(0, 1000)
-	}
-	b = f.l.take(time.Now().Add(behindWait))
-	if len(b.recs) != 1 || b.recs[0].msg.Partition != 1 {
-		t.Fatalf("at behindWait: %d records of partition %d, want 1's lane", len(b.recs), b.recs[0].msg.Partition)
-	}
-	f.check(b, seen)
+	f.fill(0)
+	f.want(f.l.take(time.Now().Add(laneWait)), 10, 0, seen)
+	f.fill(0)
+	f.want(f.l.take(time.Now().Add(behindWait)), 1, 1, seen)
 	for _, b := range f.l.rest() {
 		f.check(b, seen)
 	}
+}
+
+// fill adds records of partition p, behind, until a lane is full.
+func (f *laneFeed) fill(p int) {
+	for !f.l.full() {
+		f.add(p, 1000)
+	}
+}
+
+// want checks that b is n records of partition p, then checks it as
+// check does.
+func (f *laneFeed) want(b *batch, n, p int, seen map[int]int64) {
+	f.t.Helper()
+	if b == nil || len(b.recs) != n || b.recs[0].msg.Partition != p {
+		got, part := 0, -1
+		if b != nil && len(b.recs) > 0 {
+			got, part = len(b.recs), b.recs[0].msg.Partition
+		}
+		f.t.Fatalf("a batch of %d records of partition %d, want %d of partition %d", got, part, n, p)
+	}
+	f.check(b, seen)
 }
 
 // TestLanesMergeFoldsLikeOneBatch: lanes merged for the writer hold the
