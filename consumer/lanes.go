@@ -211,7 +211,7 @@ func (l *lanes) waiting(tp topicPartition) bool {
 }
 
 // merge empties the lanes of tps into one batch: the fullest, with the
-// records of the others folded in after its own.
+// records and updates of the others after its own.
 func (l *lanes) merge(tps []topicPartition) *batch {
 	b := l.remove(l.fullest(tps))
 	for _, k := range tps {
