@@ -666,11 +666,6 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 			a.num(u.First.Time), a.str(profile.FormatTime(u.First.Time)), a.str(u.First.Channel),
 			a.num(u.Last.Time), a.str(profile.FormatTime(u.Last.Time)), a.str(u.Last.Channel))
 	}
-	// each count's messageId, boxed once for the two places it goes
-	mids := make([]any, len(counts))
-	for i, c := range counts {
-		mids[i] = a.str(c.MessageID)
-	}
 	// each source's lowest and highest offset
 	args = append(args, intArg(nsrc))
 	for j, i := range cs.first {
@@ -684,17 +679,21 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 	// the counts: the common case's summary, then all of them in one
 	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits), a.str(packCounts(counts)))
 	if dedupe {
+		// each count's messageId, boxed once for the two places it goes
 		args = append(args, intArg(len(counts)))
-		args = append(args, mids...)
+		m0 := len(args)
+		for _, c := range counts {
+			args = append(args, a.str(c.MessageID))
+		}
 		args = append(args, intArg(withID))
 		for i, c := range counts {
 			if c.MessageID == "" {
 				continue
 			}
 			if c.Kind == profile.KindAppLaunch {
-				args = append(args, h.launch, mids[i])
+				args = append(args, h.launch, args[m0+i])
 			} else {
-				args = append(args, h.visit, mids[i])
+				args = append(args, h.visit, args[m0+i])
 			}
 		}
 	} else {
