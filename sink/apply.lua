@@ -58,17 +58,21 @@
 -- Returns {status, created, launches counted, visits counted,
 --          messageId duplicates, redelivered records, messageIds forgotten,
 --          custom traits evicted by the per-profile limit,
---          owner, (anonymous id, link state)...}
+--          owner, (anonymous id, link state)...},
+-- or in the common case (status 0, every launch and visit counted, none of
+-- the rest, not mode 'f') only created, 1 or 0: a reply of nine values
+-- costs Redis and the caller more than the rest of a short call's answer.
 -- status 0 applied, 1 refused: linked to owner (mode 'a'), 2 refused: not
 -- folded yet (mode 'r'), 3 already folded (mode 'f'); link state 'f' linked
 -- to this user, 'r' reserved (claim it), 'l' refused by the limit, 'n'
 -- linked to this user by this call (one node, no history).
 --
--- The script reads everything it needs in two HMGETs (and one ZMSCORE),
--- and writes with one HSET per hash: each Redis call inside a script costs
--- about as much as the Lua around it. Calls that take a list take it in
--- slices (Lua's unpack stops at a few thousand values), so one busy
--- profile's share of a batch cannot make the script fail.
+-- The script reads everything it needs in two HMGETs (and a ZMSCORE, or a
+-- ZADD NX for a single messageId), and writes with one HSET per hash: each
+-- Redis call inside a script costs about as much as the Lua around it.
+-- Calls that take a list take it in slices (Lua's unpack stops at a few
+-- thousand values), so one busy profile's share of a batch cannot make the
+-- script fail.
 --
 -- Lua's "<" on strings follows the server's collation locale, so ties are
 -- broken with an explicit byte comparison.
@@ -365,7 +369,14 @@ if nc > 0 then
     wm[k] = tonumber(mv[mbase + k] or '-1')
     if fast and tonumber(ARGV[srci + 2 * k - 2]) <= wm[k] then fast = false end
   end
-  if fast and np > 0 then
+  -- one messageId (most calls: a profile's one record in the batch) is
+  -- added where it is absent, in one call: absent means not known. Present
+  -- (known, or applied before the window) sends the update down the slow
+  -- path, which reads its score; the ZADD changed nothing then. With more,
+  -- a ZADD NX could not tell which it added, so their scores are read first.
+  if fast and np == 1 then
+    fast = redis.call('ZADD', d, 'NX', ARGV[pi], ARGV[pi + 1]) == 1
+  elseif fast and np > 0 then
     local scores = redis.call('ZMSCORE', d, unpack(ARGV, mid0, mid0 + nmid - 1))
     for k = 1, nmid do
       if scores[k] and applied(tonumber(scores[k])) > oldest then
@@ -377,10 +388,10 @@ if nc > 0 then
   if fast then
     -- the common case: every record is new, and so is every messageId
     launches, visits = tonumber(ARGV[ci + 2]), tonumber(ARGV[ci + 3])
-    if np > 0 then
+    if np > 1 then
       redis.call('ZADD', d, unpack(ARGV, pi, pi + 2 * np - 1))
-      dedupeAdded = true
     end
+    if np > 0 then dedupeAdded = true end
     for k = 1, ns do
       mset[#mset + 1] = ARGV[mk + nf + k - 1]
       mset[#mset + 1] = ARGV[srci + 2 * k - 1]
@@ -586,5 +597,11 @@ if exists or has then
   if #pset > SLICE then call('HSET', p, pset, 2) elseif #pset > 0 then redis.call('HSET', p, unpack(pset)) end
 end
 if #mset > SLICE then call('HSET', m, mset, 2) elseif #mset > 0 then redis.call('HSET', m, unpack(mset)) end
+-- the common answer is one integer, created (1) or not (0): applied, every
+-- launch and visit sent counted (the caller knows how many it sent),
+-- nothing forgotten, evicted or linked
+if #out == 9 and mode ~= 'f' and dupMsg == 0 and dupRedelivered == 0 and forgotten == 0 and evicted == 0 then
+  return created and 1 or 0
+end
 out[2], out[3], out[4], out[5], out[6], out[7], out[8] = created and 1 or 0, launches, visits, dupMsg, dupRedelivered, forgotten, evicted
 return out

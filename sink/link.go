@@ -138,7 +138,7 @@ func (s *Sink) link(ctx context.Context, lk *linking, res *Result, now time.Time
 		if i < nFold && third[i].script != s.apply {
 			continue // a reservation given back
 		}
-		r, err := parseApply(v)
+		r, err := parseApply(v, third[i])
 		if err != nil {
 			return err
 		}

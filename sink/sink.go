@@ -291,6 +291,9 @@ type call struct {
 	keys   []string
 	args   []any
 	owner  string // the user of a routed update
+	// launches and visits are what an apply.lua call sends: its one-integer
+	// reply means every one of them counted
+	launches, visits int64
 	// full, when set, is the whole EVALSHA command (keys and args are
 	// then in it): built in one slice, so that go-redis neither copies the
 	// arguments into a command of its own nor boxes the keys again
@@ -316,7 +319,15 @@ func (c call) cmd(ctx context.Context) *redis.Cmd {
 // applyCall is the apply.lua call of update u (see argv) on keys.
 func (s *Sink) applyCall(keys []string, u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) call {
 	full := s.argv(keys, u, mode, anon, links, f, now)
-	return call{script: s.apply, keys: keys, full: full}
+	c := call{script: s.apply, keys: keys, full: full}
+	for _, n := range u.Counts {
+		if n.Kind == profile.KindAppLaunch {
+			c.launches++
+		} else {
+			c.visits++
+		}
+	}
+	return c
 }
 
 // runAll runs calls in one pipeline and returns their replies in order.
@@ -390,8 +401,13 @@ const (
 	statusAlready  = 3 // mode 'f': folded before
 )
 
-func parseApply(v any) (applyReply, error) {
+func parseApply(v any, c call) (applyReply, error) {
 	var r applyReply
+	if created, ok := v.(int64); ok {
+		// the common case: applied, every launch and visit of c counted
+		r.created, r.launches, r.visits = created, c.launches, c.visits
+		return r, nil
+	}
 	vals, ok := v.([]any)
 	if !ok || len(vals) < 9 || len(vals)%2 != 1 {
 		return r, fmt.Errorf("profile script: unexpected reply %v", v)
@@ -472,7 +488,7 @@ func (s *Sink) ApplyCounted(ctx context.Context, updates []*profile.Update) (Res
 	}
 	var lk linking
 	for i, v := range replies {
-		r, err := parseApply(v)
+		r, err := parseApply(v, calls[i])
 		if err != nil {
 			return res, err
 		}

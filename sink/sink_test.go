@@ -180,6 +180,15 @@ func TestMessageIDDedupeWindow(t *testing.T) {
 	if r = apply(t, s, rec{ev(profile.KindAppLaunch, "u1", t0, "dup"), "s:0", 9}); r.Launches != 1 {
 		t.Fatalf("after window: %+v", r)
 	}
+	// applied again: its window starts again now, also for a copy in the
+	// same millisecond (the same score as the one it would add)
+	if r = apply(t, s, rec{ev(profile.KindAppLaunch, "u1", t0, "dup"), "s:0", 10}); r.Launches != 0 || r.DupMessageID != 1 {
+		t.Fatalf("same millisecond, after its new application: %+v", r)
+	}
+	now = now.Add(59 * time.Minute)
+	if r = apply(t, s, rec{ev(profile.KindWebVisit, "u1", t0, "dup"), "s:1", 2}, rec{ev(profile.KindWebVisit, "u1", t0, "new"), "s:1", 3}); r.Visits != 1 || r.DupMessageID != 1 {
+		t.Fatalf("inside the new window, beside a new messageId: %+v", r)
+	}
 	if real {
 		ttl, err := c.PTTL(context.Background(), sink.Key(prefix, "u1")+":d").Result()
 		if err != nil || ttl <= 0 || ttl > time.Hour {
