@@ -82,7 +82,7 @@ func run(ctx context.Context) error {
 		latencyRate:    envInt("BENCH_LATENCY_RATE", 10_000),
 		latencySeconds: envInt("BENCH_LATENCY_SECONDS", 30),
 		latencyWarmup:  envInt("BENCH_LATENCY_WARMUP", 30),
-		partitions:     6,
+		partitions:     envInt("BENCH_PARTITIONS", 6),
 		batchSize:      envInt("BENCH_BATCH_SIZE", consumer.DefaultConfig().BatchSize), // profiled's own default
 		brokers:        strings.Split(os.Getenv("PROFILED_TEST_KAFKA_BROKERS"), ","),
 		redisURL:       os.Getenv("PROFILED_TEST_REDIS_URL"),
