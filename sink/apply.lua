@@ -20,22 +20,24 @@
 --                        key, profile hash, meta hash, dedupe set and
 --                        snapshot hash (see "links" below)
 --
--- ARGV: now_ms, now_text, window_ms, max_traits, max_dedupe, max_links,
---       mode, anon (mode 'u' with KEYS[5..]: the user id),
---       nf (fields), ntr (the first custom trait's index among them, 0-based),
+-- ARGV: now_ms, now_text, mode, anon (mode 'u' with KEYS[5..]: the user id),
+--       sizes: twelve numbers of three bytes each (big-endian): nf (fields),
+--         ntr (the first custom trait's index among them, 0-based), ns
+--         (sources), nc (counts), fast (1 or 0), launches, visits, nm (0,
+--         or nc with messageId deduplication on), np (counts with a
+--         messageId), nl (anonymous ids to link), nmk, npk (meta and
+--         profile fields to read),
 --       first_ms, first_text, first_channel, last_ms, last_text, last_channel
 --       (channel "" when the update saw no launch or visit),
---       ns (sources), ns x (lowest offset, highest offset) of its counts,
---       nc (counts), fast, launches, visits,
+--       ns x (lowest offset, highest offset) of its counts,
 --       the counts in one string, each "<channel><source> <offset>;"
 --       (channel "a"|"w", source index 1-based; read only when a record
 --       is redelivered or a messageId repeats),
---       nm (0, or nc with messageId deduplication on),
---       nm x message_id ("" for none), np, np x (score, message_id)
---       for the counts that have one,
---       nl, nl x anonymous id to link (mode 'u'),
---       nmk, nmk x meta field (nf x "t:<field>", then ns x watermark field),
---       npk, npk x profile field of each field ("latitude", "longitude" for
+--       nm x message_id ("" for none), np x (score, message_id) for the
+--       counts that have one,
+--       nl x anonymous id to link (mode 'u'),
+--       nmk x meta field (nf x "t:<field>", then ns x watermark field),
+--       npk x profile field of each field ("latitude", "longitude" for
 --       coordinates), nf x (value, time_ms),
 --       and in mode 'f' only: launches, visits, nm, nm x (message_id, score),
 --       nw, nw x (source, offset): the anonymous id's frozen history.
@@ -43,7 +45,7 @@
 -- The counts come sorted by (source, offset). The caller works out what it
 -- can: every field name the script reads or writes, each count's dedupe
 -- score (see applied), the launches and visits, and "fast"
--- ("1" when the offsets rise within each source and no messageId repeats),
+-- (1 when the offsets rise within each source and no messageId repeats),
 -- so that the common case costs no Lua per count: every count above its
 -- log's watermark and no messageId known within the window.
 --
@@ -134,9 +136,11 @@ end
 
 local p, m, d, l = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, nowText = tonumber(ARGV[1]), ARGV[2]
-local window, maxTraits = tonumber(ARGV[3]), tonumber(ARGV[4])
-local maxDedupe, maxLinks = tonumber(ARGV[5]), tonumber(ARGV[6])
-local mode, anon = ARGV[7], ARGV[8]
+-- the dedupe window (ms) and the per-profile limits of custom traits,
+-- remembered messageIds and linked ids: written into this line by the sink
+-- that loads the script (sink.New), so that no call carries them
+local window, maxTraits, maxDedupe, maxLinks = 86400000, 256, 10000, 100 -- limits
+local mode, anon = ARGV[3], ARGV[4]
 
 -- who owns this update: decided here, in the slot of the key it concerns
 if mode == 'a' then
@@ -149,23 +153,29 @@ elseif mode == 'f' then
 end
 
 -- locate the sections of ARGV
-local nf, ntr = tonumber(ARGV[9]), tonumber(ARGV[10])
-local si = 11                -- seen: 6 values
-local ns = tonumber(ARGV[si + 6])
-local srci = si + 7          -- sources: (lowest, highest offset) each
-local ci = srci + 2 * ns     -- nc, fast, launches, visits
-local nc = tonumber(ARGV[ci])
-local pos = ci + 4           -- the counts' channels, sources and offsets, in one
-local nmid = tonumber(ARGV[pos + 1])
-local mid0 = pos + 2         -- messageIds, by count
-local np = tonumber(ARGV[mid0 + nmid])
-local pi = mid0 + nmid + 1   -- (score, messageId) pairs
-local li = pi + 2 * np
-local nl = tonumber(ARGV[li])
-local mk = li + nl + 2       -- meta fields to read
-local nmk = tonumber(ARGV[mk - 1])
-local pk = mk + nmk + 1      -- profile fields to read
-local npk = tonumber(ARGV[pk - 1])
+-- the sizes come in one argument, three bytes each, read with one
+-- string.byte: an argument and a tonumber apiece cost Redis more
+local z = {string.byte(ARGV[5], 1, 36)}
+local nf = (z[1] * 256 + z[2]) * 256 + z[3]
+local ntr = (z[4] * 256 + z[5]) * 256 + z[6]
+local ns = (z[7] * 256 + z[8]) * 256 + z[9]
+local nc = (z[10] * 256 + z[11]) * 256 + z[12]
+local fastIn = z[15] == 1
+local launchesIn = (z[16] * 256 + z[17]) * 256 + z[18]
+local visitsIn = (z[19] * 256 + z[20]) * 256 + z[21]
+local nmid = (z[22] * 256 + z[23]) * 256 + z[24]
+local np = (z[25] * 256 + z[26]) * 256 + z[27]
+local nl = (z[28] * 256 + z[29]) * 256 + z[30]
+local nmk = (z[31] * 256 + z[32]) * 256 + z[33]
+local npk = (z[34] * 256 + z[35]) * 256 + z[36]
+local si = 6                 -- seen: 6 values
+local srci = si + 6          -- sources: (lowest, highest offset) each
+local pos = srci + 2 * ns    -- the counts' channels, sources and offsets, in one
+local mid0 = pos + 1         -- messageIds, by count
+local pi = mid0 + nmid       -- (score, messageId) pairs
+local li = pi + 2 * np       -- anonymous ids to link
+local mk = li + nl           -- meta fields to read
+local pk = mk + nmk          -- profile fields to read
 local vi0 = pk + npk         -- field (value, time) pairs
 local fo = vi0 + 2 * nf      -- fold section (mode 'f')
 local foldL, foldV = 0, 0
@@ -364,7 +374,7 @@ end
 -- per window
 if nc > 0 then
   local wm = {}
-  local fast = ARGV[ci + 1] == '1'
+  local fast = fastIn
   for k = 1, ns do
     wm[k] = tonumber(mv[mbase + k] or '-1')
     if fast and tonumber(ARGV[srci + 2 * k - 2]) <= wm[k] then fast = false end
@@ -387,7 +397,7 @@ if nc > 0 then
   end
   if fast then
     -- the common case: every record is new, and so is every messageId
-    launches, visits = tonumber(ARGV[ci + 2]), tonumber(ARGV[ci + 3])
+    launches, visits = launchesIn, visitsIn
     if np > 1 then
       redis.call('ZADD', d, unpack(ARGV, pi, pi + 2 * np - 1))
     end
@@ -524,15 +534,15 @@ if mode == 'u' and (nl > 0 or lp > 0) then
   if nl > 0 then
     local cur
     if nl <= SLICE then
-      cur = redis.call('HMGET', l, unpack(ARGV, li + 1, li + nl))
+      cur = redis.call('HMGET', l, unpack(ARGV, li, li + nl - 1))
     else
       local ids = {}
-      for k = 1, nl do ids[k] = ARGV[li + k] end
+      for k = 1, nl do ids[k] = ARGV[li + k - 1] end
       cur = byIndex('HMGET', l, ids)
     end
     local count
     for k = 1, nl do
-      local a = ARGV[li + k]
+      local a = ARGV[li + k - 1]
       if listed then listed[a] = true end
       local st = cur[k]
       if not st then

@@ -38,8 +38,18 @@ var (
 	unreserveSource string
 )
 
-// applyHash is apply.lua's SHA1 as a command argument, boxed once.
-var applyHash any = redis.NewScript(applySource).Hash()
+// limitsLine is the line of apply.lua that New writes the limits into.
+const limitsLine = "local window, maxTraits, maxDedupe, maxLinks = 86400000, 256, 10000, 100 -- limits\n"
+
+// applyScript returns apply.lua with cfg's limits written into it: the
+// script's text, and so its SHA1, differ with them.
+func applyScript(cfg Config) string {
+	if strings.Count(applySource, limitsLine) != 1 {
+		panic("sink: apply.lua's limits line changed")
+	}
+	return strings.Replace(applySource, limitsLine, fmt.Sprintf("local window, maxTraits, maxDedupe, maxLinks = %d, %d, %d, %d -- limits\n",
+		cfg.DedupeWindow.Milliseconds(), profile.MaxTraits, cfg.MaxDedupeIDs, cfg.MaxLinkedIDs), 1)
+}
 
 // Defaults of Config.
 const (
@@ -146,6 +156,7 @@ type Sink struct {
 	client    redis.UniversalClient
 	cfg       Config
 	apply     *redis.Script
+	applyHash any // apply's SHA1 as a command argument, boxed once
 	claim     *redis.Script
 	finish    *redis.Script
 	unreserve *redis.Script
@@ -189,10 +200,12 @@ func (s *Sink) after(n int) error {
 // reg (nil: not registered).
 func New(client redis.UniversalClient, cfg Config, reg prometheus.Registerer) *Sink {
 	cfg.setDefaults()
+	apply := redis.NewScript(applyScript(cfg))
 	return &Sink{
 		client:    client,
 		cfg:       cfg,
-		apply:     redis.NewScript(applySource),
+		apply:     apply,
+		applyHash: apply.Hash(),
 		claim:     redis.NewScript(claimSource),
 		finish:    redis.NewScript(finishSource),
 		unreserve: redis.NewScript(unreserveSource),
@@ -294,16 +307,19 @@ type call struct {
 	// launches and visits are what an apply.lua call sends: its one-integer
 	// reply means every one of them counted
 	launches, visits int64
-	// full, when set, is the whole EVALSHA command (keys and args are
-	// then in it): built in one slice, so that go-redis neither copies the
-	// arguments into a command of its own nor boxes the keys again
-	full []any
+	// build, when set, makes the whole EVALSHA command (keys and args
+	// then in it) when the call is sent (see runAll): built in one slice,
+	// so that go-redis neither copies the arguments into a command of its
+	// own nor boxes the keys again
+	build func() []any
 }
 
 // cmd returns c as one EVALSHA command.
 func (c call) cmd(ctx context.Context) *redis.Cmd {
-	full := c.full
-	if full == nil {
+	var full []any
+	if c.build != nil {
+		full = c.build()
+	} else {
 		full = make([]any, 3, 3+len(c.keys)+len(c.args))
 		full[0], full[1], full[2] = "evalsha", c.script.Hash(), len(c.keys)
 		for _, k := range c.keys {
@@ -318,8 +334,7 @@ func (c call) cmd(ctx context.Context) *redis.Cmd {
 
 // applyCall is the apply.lua call of update u (see argv) on keys.
 func (s *Sink) applyCall(keys []string, u *profile.Update, mode byte, anon string, links []string, f *fold, now time.Time) call {
-	full := s.argv(keys, u, mode, anon, links, f, now)
-	c := call{script: s.apply, keys: keys, full: full}
+	c := call{script: s.apply, keys: keys, build: func() []any { return s.argv(keys, u, mode, anon, links, f, now) }}
 	for _, n := range u.Counts {
 		if n.Kind == profile.KindAppLaunch {
 			c.launches++
@@ -330,10 +345,16 @@ func (s *Sink) applyCall(keys []string, u *profile.Update, mode byte, anon strin
 	return c
 }
 
-// runAll runs calls in one pipeline and returns their replies in order.
-// A server that answers NOSCRIPT (restarted or failed over: its script
-// cache is empty) gets the scripts loaded, and only the calls that did not
-// run are sent again.
+// runChunk is how many calls runAll sends in one pipeline: a batch's
+// calls are built as they are sent, so only one chunk's arguments are in
+// memory at a time (a 16,000-record batch makes about 3,500 calls of some
+// 80 arguments each).
+const runChunk = 512
+
+// runAll runs calls in order, in pipelines of runChunk, and returns their
+// replies in order. A server that answers NOSCRIPT (restarted or failed
+// over: its script cache is empty) gets the scripts loaded, and only the
+// calls that did not run are sent again.
 func (s *Sink) runAll(ctx context.Context, calls []call) ([]any, error) {
 	if s.cfg.MinReplicas > 0 {
 		return s.runWaited(ctx, calls)
@@ -344,27 +365,30 @@ func (s *Sink) runAll(ctx context.Context, calls []call) ([]any, error) {
 		pending[i] = i
 	}
 	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(pending))
-		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for j, idx := range pending {
-				cmds[j] = calls[idx].cmd(ctx)
-				_ = p.Process(ctx, cmds[j])
-			}
-			return nil
-		})
-		if err != nil && !isNoScript(err) {
-			return nil, err
-		}
 		var retry []int
-		for j, cmd := range cmds {
-			if cerr := cmd.Err(); cerr != nil {
-				if isNoScript(cerr) {
-					retry = append(retry, pending[j])
-					continue
+		for lo := 0; lo < len(pending); lo += runChunk {
+			chunk := pending[lo:min(lo+runChunk, len(pending))]
+			cmds := make([]*redis.Cmd, len(chunk))
+			_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for j, idx := range chunk {
+					cmds[j] = calls[idx].cmd(ctx)
+					_ = p.Process(ctx, cmds[j])
 				}
-				return nil, fmt.Errorf("profile script: %w", cerr)
+				return nil
+			})
+			if err != nil && !isNoScript(err) {
+				return nil, err
 			}
-			out[pending[j]] = cmd.Val()
+			for j, cmd := range cmds {
+				if cerr := cmd.Err(); cerr != nil {
+					if isNoScript(cerr) {
+						retry = append(retry, chunk[j])
+						continue
+					}
+					return nil, fmt.Errorf("profile script: %w", cerr)
+				}
+				out[chunk[j]] = cmd.Val()
+			}
 		}
 		if len(retry) == 0 {
 			return out, nil
@@ -612,10 +636,10 @@ func asUser(u *profile.Update, owner string) *profile.Update {
 }
 
 // header is the part of apply.lua's arguments that every call of one
-// moment shares: the clock and the limits, formatted and boxed once.
+// moment shares: the clock, formatted and boxed once.
 type header struct {
 	ms   int64
-	args [6]any
+	args [2]any
 	// the dedupe scores of a launch and of a visit applied at ms
 	launch, visit any
 }
@@ -627,11 +651,7 @@ func (s *Sink) headerAt(now time.Time) *header {
 	if h := s.hdr.Load(); h != nil && h.ms == ms {
 		return h
 	}
-	h := &header{ms: ms, args: [6]any{
-		strconv.FormatInt(ms, 10), profile.FormatTime(ms),
-		strconv.FormatInt(s.cfg.DedupeWindow.Milliseconds(), 10), strconv.Itoa(profile.MaxTraits),
-		strconv.Itoa(s.cfg.MaxDedupeIDs), strconv.Itoa(s.cfg.MaxLinkedIDs),
-	}, launch: strconv.FormatInt(-2*ms-1, 10), visit: strconv.FormatInt(-2*ms, 10)}
+	h := &header{ms: ms, args: [2]any{strconv.FormatInt(ms, 10), profile.FormatTime(ms)}, launch: strconv.FormatInt(-2*ms-1, 10), visit: strconv.FormatInt(-2*ms, 10)}
 	s.hdr.Store(h)
 	return h
 }
@@ -664,7 +684,7 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 	cs := summarize(u.Counts, dedupe)
 	counts, nsrc, fast, launches, visits, withID := cs.counts, len(cs.first), cs.fast, cs.launches, cs.visits, cs.withID
 	args := make([]any, 3+len(keys), 3+len(keys)+32+5*len(names)+4*len(counts)+3*nsrc+len(links))
-	args[0], args[1], args[2] = "evalsha", applyHash, intArg(len(keys))
+	args[0], args[1], args[2] = "evalsha", s.applyHash, intArg(len(keys))
 	for i, k := range keys {
 		args[3+i] = k
 	}
@@ -674,7 +694,18 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 	// go-redis writes a *string or *int64 as it does the value, and a
 	// pointer in an interface needs no allocation of its own
 	a := argArena{strs: make([]string, 0, 6+2*len(names)+len(counts)+len(links)), nums: make([]int64, 0, 2+2*nsrc+len(names))}
-	args = append(args, modeArgs[mode], a.str(anon), intArg(len(names)), intArg(ntr))
+	args = append(args, modeArgs[mode], a.str(anon), nil) // the sizes, set at the end
+	zi := len(args) - 1
+	var z sizes
+	z.set(0, len(names))
+	z.set(1, ntr)
+	z.set(2, nsrc)
+	z.set(3, len(counts))
+	if fast {
+		z.set(4, 1)
+	}
+	z.set(5, launches)
+	z.set(6, visits)
 	if u.First.IsZero() {
 		args = append(args, "0", "", "", "0", "", "")
 	} else {
@@ -683,7 +714,6 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 			a.num(u.Last.Time), a.str(profile.FormatTime(u.Last.Time)), a.str(u.Last.Channel))
 	}
 	// each source's lowest and highest offset
-	args = append(args, intArg(nsrc))
 	for j, i := range cs.first {
 		lo := a.num(counts[i].Offset)
 		hi := lo
@@ -692,16 +722,16 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 		}
 		args = append(args, lo, hi)
 	}
-	// the counts: the common case's summary, then all of them in one
-	args = append(args, intArg(len(counts)), boolArg(fast), intArg(launches), intArg(visits), a.str(packCounts(counts)))
+	// the counts, all of them in one
+	args = append(args, a.str(packCounts(counts)))
 	if dedupe {
 		// each count's messageId, boxed once for the two places it goes
-		args = append(args, intArg(len(counts)))
+		z.set(7, len(counts))
 		m0 := len(args)
 		for _, c := range counts {
 			args = append(args, a.str(c.MessageID))
 		}
-		args = append(args, intArg(withID))
+		z.set(8, withID)
 		for i, c := range counts {
 			if c.MessageID == "" {
 				continue
@@ -712,15 +742,13 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 				args = append(args, h.visit, args[m0+i])
 			}
 		}
-	} else {
-		args = append(args, intArg(0), intArg(0))
 	}
-	args = append(args, intArg(len(links)))
+	z.set(9, len(links))
 	for _, l := range links {
 		args = append(args, a.str(l))
 	}
 	// the meta fields to read: each field's time, each source's watermark
-	args = append(args, intArg(len(names)+nsrc))
+	z.set(10, len(names)+nsrc)
 	for _, n := range names {
 		args = append(args, timeField(n))
 	}
@@ -733,7 +761,6 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 	}
 	// the profile fields to read, then each field's value and time
 	npk := len(args)
-	args = append(args, nil)
 	for _, n := range names {
 		if n == profile.FieldCoordinates {
 			args = append(args, profile.FieldLatitude, profile.FieldLongitude)
@@ -743,7 +770,8 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 			args = append(args, n)
 		}
 	}
-	args[npk] = intArg(len(args) - npk - 1)
+	z.set(11, len(args)-npk)
+	args[zi] = a.str(string(z[:]))
 	// the fields of one event share its time: box each time once
 	var lastT int64
 	var lastBox any
@@ -761,6 +789,20 @@ func (s *Sink) argv(keys []string, u *profile.Update, mode byte, anon string, li
 		args = append(args, f.marks...)
 	}
 	return args
+}
+
+// sizes is apply.lua's sizes argument: twelve numbers of three bytes each,
+// big-endian.
+type sizes [36]byte
+
+// set puts n as the i-th number. An update is far below 2^24 of anything
+// (the consumer bounds an update's counts at maxCountsPerUpdate, a
+// profile's custom traits at 256).
+func (z *sizes) set(i, n int) {
+	if n < 0 || n >= 1<<24 {
+		panic(fmt.Sprintf("sink: apply.lua size %d out of range: %d", i, n))
+	}
+	z[3*i], z[3*i+1], z[3*i+2] = byte(n>>16), byte(n>>8), byte(n)
 }
 
 // argArena boxes one call's strings and numbers as pointers into its two
@@ -877,13 +919,6 @@ func traitRank(n string) int {
 		return 1
 	}
 	return 0
-}
-
-func boolArg(b bool) any {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // packCounts writes each count's channel ("a" launch, "w" visit), source

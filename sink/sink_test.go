@@ -250,6 +250,21 @@ func TestScriptSurvivesScriptFlush(t *testing.T) {
 	if r.Launches != 1 {
 		t.Fatalf("after SCRIPT FLUSH: %+v", r)
 	}
+	// a batch of several pipelines (runChunk calls each), every one of
+	// them answered NOSCRIPT at first
+	if err := c.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var recs []rec
+	for i := range 1300 {
+		recs = append(recs, rec{ev(profile.KindWebVisit, fmt.Sprint("v", i), t0, fmt.Sprint("m", i)), "s:0", int64(10 + i)})
+	}
+	if r = apply(t, s, recs...); r.Visits != 1300 || r.Created != 1300 {
+		t.Fatalf("1,300 profiles after SCRIPT FLUSH: %+v", r)
+	}
+	if h := hash(t, c, prefix, "v1299"); h["web_visits"] != "1" {
+		t.Fatalf("v1299 = %v", h)
+	}
 }
 
 func TestCreatedAndUpdatedAt(t *testing.T) {
