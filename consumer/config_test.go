@@ -41,7 +41,7 @@ func TestConfigBatchTime(t *testing.T) {
 // field already set is kept.
 func TestConfigDefaults(t *testing.T) {
 	got := DefaultConfig()
-	want := Config{StartOffset: StartEarliest, BatchSize: 4000, BatchTime: time.Millisecond,
+	want := Config{StartOffset: StartEarliest, BatchSize: 20000, BatchTime: time.Millisecond,
 		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second,
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second, HeartbeatInterval: time.Second,
 		RetryMin: 100 * time.Millisecond, RetryMax: 5 * time.Second}

@@ -64,7 +64,7 @@ type Config struct {
 	StartOffset string // earliest (default) or latest
 	DLQTopic    string
 
-	// BatchSize bounds the records of one batch; default 4000.
+	// BatchSize bounds the records of one batch; default 20000.
 	BatchSize int
 	// BatchTime is how long the first record of a batch may wait for more
 	// while the writer is idle; default 1ms. While the writer is busy,
@@ -117,7 +117,7 @@ type OffsetRange struct {
 
 func (c *Config) setDefaults() {
 	c.StartOffset = cmp.Or(c.StartOffset, StartEarliest)
-	c.BatchSize = cmp.Or(c.BatchSize, 4000)
+	c.BatchSize = cmp.Or(c.BatchSize, 20000)
 	c.BatchTime = cmp.Or(c.BatchTime, time.Millisecond)
 	c.CommitInterval = cmp.Or(c.CommitInterval, 100*time.Millisecond)
 	c.DrainTimeout = cmp.Or(c.DrainTimeout, 10*time.Second)
@@ -360,7 +360,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	c.joined.Store(true)
 	defer c.joined.Store(false)
 
-	in := make(chan kafka.Message, c.cfg.BatchSize)
+	in := make(chan kafka.Message, min(c.cfg.BatchSize, readAhead))
 	for topic, parts := range gen.Assignments {
 		for _, pa := range parts {
 			gen.Start(func(gctx context.Context) { c.fetch(gctx, topic, pa, in) })
@@ -380,6 +380,12 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	}
 }
 
+// readAhead is how many records each partition's reader queues at most,
+// and the fetched records waiting for the collector: what the batches are
+// cut from is the lanes, so a large batch bound need not read ahead as
+// much (memory grows with it, and with the partitions).
+const readAhead = 1000
+
 // fetch reads one partition from its assigned offset into in, until the
 // generation ends.
 func (c *Consumer) fetch(gctx context.Context, topic string, pa kafka.PartitionAssignment, in chan<- kafka.Message) {
@@ -392,7 +398,7 @@ func (c *Consumer) fetch(gctx context.Context, topic string, pa kafka.PartitionA
 		MinBytes:       1,
 		MaxBytes:       4 << 20,
 		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  c.cfg.BatchSize,
+		QueueCapacity:  min(c.cfg.BatchSize, readAhead),
 		IsolationLevel: kafka.ReadCommitted,
 		ErrorLogger:    kafkaLogger{c.log},
 	})

@@ -45,6 +45,9 @@ type lanes struct {
 // laneLimit is how many batch bounds the open lanes may hold together.
 const laneLimit = 4
 
+// laneStart is the most records a new lane makes room for at once.
+const laneStart = 2048
+
 // laneWait is how long a lane whose partition is behind waits to fill
 // before it is due all the same (the broker said more records were there;
 // a stalled fetch must not hold the ones in hand for long). The collector
@@ -68,8 +71,10 @@ func (l *lanes) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 	b := l.open[tp]
 	if b == nil {
 		// room for the bound, or for the lane's share of the limit when
-		// many lanes are open: capacity must not grow with the partitions
-		b = newBatch(min(l.size, l.limit/(len(l.open)+1)))
+		// many lanes are open (capacity must not grow with the partitions),
+		// and at first no more than laneStart: a large bound's lanes grow
+		// as they fill
+		b = newBatch(min(l.size, l.limit/(len(l.open)+1), laneStart))
 		l.open[tp] = b
 	}
 	b.add(dec, ids, m)
