@@ -42,7 +42,7 @@ func main() {
 	// The pipeline allocates a little per record over a live heap of
 	// 35-55 MiB at the default batch bound (20000), so the default GOGC=100
 	// collects often under load. 125 collects a fifth less often for about
-	// 10 MiB more (200 cost another 45 MiB of peak RSS; see README).
+	// 10 MiB more (200 cost another 48 MiB of peak RSS; see README).
 	// An operator's GOGC still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(125)
