@@ -347,8 +347,8 @@ func (s *Sink) applyCall(keys []string, u *profile.Update, mode byte, anon strin
 
 // runChunk is how many calls runAll sends in one pipeline: a batch's
 // calls are built as they are sent, so only one chunk's arguments are in
-// memory at a time (a 16,000-record batch makes about 3,500 calls of some
-// 80 arguments each).
+// memory at a time (a batch of 20,000 records, the default bound, makes
+// about 4,000 calls of some 80 arguments each).
 const runChunk = 512
 
 // runAll runs calls in order, in pipelines of runChunk, and returns their
