@@ -151,8 +151,13 @@ func (b *realBroker) runToEnd(t *testing.T, topic, dlq string) *fakeStore {
 	defer cancel()
 	c, store, reg, group := b.consumer(t, ctx, topic, dlq)
 	stop := run(t, ctx, cancel, c)
+	w, err := b.conn.NewOffsetWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	until(t, 30*time.Second, "every record committed", func() bool {
-		offs, err := b.conn.GroupOffsets(ctx, group, topic)
+		offs, err := w.GroupOffsets(ctx, group, topic)
 		return err == nil && caughtUp(offs)
 	})
 	stop()

@@ -72,3 +72,35 @@ func TestReadBatches(t *testing.T) {
 		t.Fatalf("read %+v", got)
 	}
 }
+
+// TestLogWritten: the batch log counts as written only the records of
+// whole lines, read as they are appended.
+func TestLogWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "batches.jsonl")
+	written := logWritten(path, 10)
+	if written() {
+		t.Fatal("no log yet, yet written")
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	appendLine := func(s string) {
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendLine(`{"records":4}` + "\n" + `{"records":5}` + "\n")
+	if written() {
+		t.Fatal("9 records of 10, yet written")
+	}
+	appendLine(`{"reco`) // a line half written
+	if written() {
+		t.Fatal("a half line counted")
+	}
+	appendLine(`rds":1}` + "\n")
+	if !written() {
+		t.Fatal("10 records of 10, yet not written")
+	}
+}

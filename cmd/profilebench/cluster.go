@@ -122,7 +122,7 @@ func clusterBench(ctx context.Context, s settings, conn kafkaconn.Config, rdb *r
 			}
 			ps = append(ps, p)
 		}
-		err = waitCaughtUp(ctx, conn, group, topic, 30*time.Minute)
+		err = waitCaughtUp(ctx, conn, group, topic, 30*time.Minute, nil)
 		r.wall = time.Since(start).Seconds()
 		r.cpuKafka, r.cpuRedis = cpuSeconds(kafkaPid)-k0, redisCPU(r.cluster)-r0
 		for _, p := range ps {

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -31,6 +31,11 @@ func (c Config) DescribeTopics(ctx context.Context, topics []string) (map[string
 		return nil, err
 	}
 	defer cl.Close()
+	return describeTopics(ctx, cl, topics)
+}
+
+// describeTopics is DescribeTopics over the client cl.
+func describeTopics(ctx context.Context, cl *kgo.Client, topics []string) (map[string]TopicInfo, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	for _, t := range topics {
 		rt := kmsg.NewMetadataRequestTopic()
@@ -215,51 +220,99 @@ func (p PartitionOffsets) Lag() int64 {
 
 // GroupOffsets returns, per partition of topic, the group's committed
 // offset and the end offset. Operators and tests use it to tell when a
-// group has caught up.
+// group has caught up. It dials afresh; a caller that asks again and
+// again uses an OffsetWatcher.
 func (c Config) GroupOffsets(ctx context.Context, group, topic string) (map[int]PartitionOffsets, error) {
-	infos, err := c.DescribeTopics(ctx, []string{topic})
+	w, err := c.NewOffsetWatcher()
 	if err != nil {
 		return nil, err
 	}
-	n := infos[topic].Partitions
-	transport, err := c.Transport()
+	defer w.Close()
+	return w.GroupOffsets(ctx, group, topic)
+}
+
+// OffsetWatcher reads groups' progress over one client it keeps, which
+// remembers the brokers' versions, the topics' partitions and the groups'
+// coordinators. A fresh client costs the broker about 20 ms of CPU (its
+// version, metadata and coordinator requests): polled every 50 ms, as
+// tests and the benchmark wait for a group to catch up, that was more of
+// the broker's CPU than serving the group its records.
+type OffsetWatcher struct {
+	cl    *kgo.Client
+	parts map[string]int32
+}
+
+// NewOffsetWatcher returns a watcher; Close releases its connections.
+func (c Config) NewOffsetWatcher() (*OffsetWatcher, error) {
+	cl, err := c.adminClient()
 	if err != nil {
 		return nil, err
 	}
-	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: transport}
-	parts := make([]int, n)
-	reqs := make([]kafka.OffsetRequest, n)
-	for p := 0; p < n; p++ {
-		parts[p] = p
-		reqs[p] = kafka.LastOffsetOf(p)
+	return &OffsetWatcher{cl: cl, parts: map[string]int32{}}, nil
+}
+
+// Close closes the watcher's connections.
+func (w *OffsetWatcher) Close() { w.cl.Close() }
+
+// GroupOffsets is Config.GroupOffsets over the watcher's client.
+func (w *OffsetWatcher) GroupOffsets(ctx context.Context, group, topic string) (map[int]PartitionOffsets, error) {
+	n, ok := w.parts[topic]
+	if !ok {
+		infos, err := describeTopics(ctx, w.cl, []string{topic})
+		if err != nil {
+			return nil, err
+		}
+		n = int32(infos[topic].Partitions)
+		w.parts[topic] = n
 	}
-	lo, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	lreq := kmsg.NewPtrListOffsetsRequest()
+	lreq.ReplicaID = -1
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = topic
+	ft := kmsg.NewOffsetFetchRequestTopic()
+	ft.Topic = topic
+	for p := int32(0); p < n; p++ {
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition = p
+		lp.Timestamp = -1 // the end
+		lt.Partitions = append(lt.Partitions, lp)
+		ft.Partitions = append(ft.Partitions, p)
+	}
+	lreq.Topics = append(lreq.Topics, lt)
+	lo, err := lreq.RequestWith(ctx, w.cl)
 	if err != nil {
 		return nil, fmt.Errorf("list offsets: %w", err)
 	}
-	of, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	freq := kmsg.NewPtrOffsetFetchRequest()
+	freq.Group = group
+	freq.Topics = append(freq.Topics, ft)
+	of, err := freq.RequestWith(ctx, w.cl)
 	if err != nil {
 		return nil, fmt.Errorf("offset fetch: %w", err)
 	}
 	// a group that does not exist has committed nothing (Kafka answers
 	// with -1 offsets, some brokers with this error)
-	if of.Error != nil && !errors.Is(of.Error, kafka.GroupIdNotFound) {
-		return nil, fmt.Errorf("offset fetch: %w", of.Error)
+	if err := kerr.ErrorForCode(of.ErrorCode); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return nil, fmt.Errorf("offset fetch: %w", err)
 	}
 	out := make(map[int]PartitionOffsets, n)
-	for _, p := range lo.Topics[topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("list offsets %s/%d: %w", topic, p.Partition, p.Error)
+	for _, t := range lo.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("list offsets %s/%d: %w", topic, p.Partition, err)
+			}
+			out[int(p.Partition)] = PartitionOffsets{Committed: -1, End: p.Offset}
 		}
-		out[p.Partition] = PartitionOffsets{Committed: -1, End: p.LastOffset}
 	}
-	for _, p := range of.Topics[topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("offset fetch %s/%d: %w", topic, p.Partition, p.Error)
+	for _, t := range of.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("offset fetch %s/%d: %w", topic, p.Partition, err)
+			}
+			po := out[int(p.Partition)]
+			po.Committed = p.Offset
+			out[int(p.Partition)] = po
 		}
-		po := out[p.Partition]
-		po.Committed = p.CommittedOffset
-		out[p.Partition] = po
 	}
 	return out, nil
 }
