@@ -15,15 +15,15 @@ import (
 // first appearance, by the first and last offset it held; the benchmark
 // rebuilds the pipeline's batches from it.
 func TestBatchInfo(t *testing.T) {
-	b := newBatch(8)
+	b := newBatch()
 	for _, m := range []kafka.Message{
 		{Topic: "events", Partition: 2, Offset: 10}, {Topic: "events", Partition: 0, Offset: 0},
 		{Topic: "events", Partition: 2, Offset: 11}, {Topic: "other", Partition: 2, Offset: 7},
 		{Topic: "events", Partition: 2, Offset: 12}, {Topic: "events", Partition: 0, Offset: 1},
 	} {
-		b.recs = append(b.recs, rec{msg: position{m.Topic, m.Partition, m.Offset, m.HighWaterMark}})
+		b.recs.add(rec{msg: position{m.Topic, m.Partition, m.Offset, m.HighWaterMark}})
 	}
-	b.recs[3].dead = true
+	b.recs.at(3).dead = true
 	b.dead = []decoded{{msg: kafka.Message{Topic: "other", Partition: 2, Offset: 7}}}
 	b.order = []*profile.Update{profile.NewUpdate("a"), profile.NewUpdate("b")}
 	want := BatchInfo{Ranges: []OffsetRange{
@@ -32,7 +32,7 @@ func TestBatchInfo(t *testing.T) {
 	if got := b.info(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("info %+v, want %+v", got, want)
 	}
-	if got := newBatch(1).info(); len(got.Ranges) != 0 || got.Records != 0 {
+	if got := newBatch().info(); len(got.Ranges) != 0 || got.Records != 0 {
 		t.Fatalf("empty batch: %+v", got)
 	}
 }
@@ -41,7 +41,7 @@ func TestBatchInfo(t *testing.T) {
 // in one batch than one store call should carry gets several updates, in
 // offset order, none above the bound, together holding every record once.
 func TestFoldBoundsOneProfilesShare(t *testing.T) {
-	b := newBatch(2600)
+	b := newBatch()
 	ids := &topicIDs{ids: map[string]string{"events": "id"}}
 	dec, err := profile.NewDecoder(profile.DefaultConfig())
 	if err != nil {
@@ -68,5 +68,44 @@ func TestFoldBoundsOneProfilesShare(t *testing.T) {
 	}
 	if !reflect.DeepEqual(sizes, []int{1000, 1000, 500}) || len(b.order) != 4 {
 		t.Fatalf("bot's updates hold %v counts; %d updates in all", sizes, len(b.order))
+	}
+}
+
+// TestRecList: records come back in the order added, across chunks, and
+// after another list's records were taken by their chunks.
+func TestRecList(t *testing.T) {
+	var a, b recList
+	for i := range 5000 {
+		a.add(rec{msg: position{Offset: int64(i)}})
+	}
+	for i := range 300 {
+		b.add(rec{msg: position{Offset: int64(5000 + i)}})
+	}
+	a.addAll(b)
+	for i := range 3000 {
+		a.add(rec{msg: position{Offset: int64(5300 + i)}})
+	}
+	if a.len() != 8300 {
+		t.Fatalf("%d records, want 8300", a.len())
+	}
+	next := int64(0)
+	for r := range a.all() {
+		if r.msg.Offset != next {
+			t.Fatalf("record %d has offset %d", next, r.msg.Offset)
+		}
+		next++
+	}
+	if next != 8300 {
+		t.Fatalf("all yielded %d records", next)
+	}
+	for _, i := range []int{0, 63, 64, 4999, 5000, 5299, 5300, 8299} {
+		if got := a.at(i).msg.Offset; got != int64(i) {
+			t.Errorf("at(%d) = offset %d", i, got)
+		}
+	}
+	for _, c := range a.chunks {
+		if cap(c) > recChunk {
+			t.Errorf("a chunk of %d records", cap(c))
+		}
 	}
 }

@@ -45,9 +45,6 @@ type lanes struct {
 // laneLimit is how many batch bounds the open lanes may hold together.
 const laneLimit = 4
 
-// laneStart is the most records a new lane makes room for at once.
-const laneStart = 2048
-
 // laneWait is how long a lane whose partition is behind waits to fill
 // before it is due all the same (the broker said more records were there;
 // a stalled fetch must not hold the ones in hand for long). The collector
@@ -70,18 +67,16 @@ func (l *lanes) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 	tp := topicPartition{m.Topic, m.Partition}
 	b := l.open[tp]
 	if b == nil {
-		// room for the bound, or for the lane's share of the limit when
-		// many lanes are open (capacity must not grow with the partitions),
-		// and at first no more than laneStart: a large bound's lanes grow
-		// as they fill
-		b = newBatch(min(l.size, l.limit/(len(l.open)+1), laneStart))
+		// a lane's records take room as they come (recList), so a large
+		// bound or many partitions cost memory only for records held
+		b = newBatch()
 		l.open[tp] = b
 	}
 	b.add(dec, ids, m)
-	b.behind = m.HighWaterMark-m.Offset-1 >= int64(l.size-len(b.recs))
+	b.behind = m.HighWaterMark-m.Offset-1 >= int64(l.size-b.recs.len())
 	l.held++
 	switch {
-	case len(b.recs) >= l.size:
+	case b.recs.len() >= l.size:
 		l.cut(tp)
 	case l.held >= l.limit:
 		l.cut(l.fullest(nil))
@@ -107,8 +102,8 @@ func (l *lanes) fullest(tps []topicPartition) topicPartition {
 	n := -1
 	for _, k := range tps {
 		b := l.open[k]
-		if len(b.recs) > n || (len(b.recs) == n && (k.topic < tp.topic || k.topic == tp.topic && k.partition < tp.partition)) {
-			tp, n = k, len(b.recs)
+		if b.recs.len() > n || (b.recs.len() == n && (k.topic < tp.topic || k.topic == tp.topic && k.partition < tp.partition)) {
+			tp, n = k, b.recs.len()
 		}
 	}
 	return tp
@@ -118,7 +113,7 @@ func (l *lanes) fullest(tps []topicPartition) topicPartition {
 func (l *lanes) remove(tp topicPartition) *batch {
 	b := l.open[tp]
 	delete(l.open, tp)
-	l.held -= len(b.recs)
+	l.held -= b.recs.len()
 	return b
 }
 
@@ -159,7 +154,7 @@ func (l *lanes) take(now time.Time) *batch {
 		for tp, b := range l.open {
 			if l.due(b, now) {
 				due = append(due, tp)
-				n += len(b.recs)
+				n += b.recs.len()
 			}
 		}
 		switch {
@@ -208,7 +203,7 @@ func (l *lanes) overdue(now time.Time) *batch {
 // waiting reports whether a full lane of tp waits for the writer.
 func (l *lanes) waiting(tp topicPartition) bool {
 	for _, b := range l.ready {
-		if len(b.recs) > 0 && b.recs[0].msg.Topic == tp.topic && b.recs[0].msg.Partition == tp.partition {
+		if b.recs.len() > 0 && b.recs.at(0).msg.Topic == tp.topic && b.recs.at(0).msg.Partition == tp.partition {
 			return true
 		}
 	}
@@ -238,7 +233,7 @@ func (l *lanes) merge(tps []topicPartition) *batch {
 // in both takes o's after its own, in one update while the counts stay
 // within maxCountsPerUpdate, as the fold would.
 func (b *batch) absorb(o *batch) {
-	b.recs = append(b.recs, o.recs...)
+	b.recs.addAll(o.recs)
 	b.dead = append(b.dead, o.dead...)
 	for _, ou := range o.order {
 		bu, ok := b.updates[ou.ProfileID]

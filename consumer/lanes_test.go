@@ -3,6 +3,7 @@ package consumer
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func (f *laneFeed) add(p int, lag int64) {
 func (f *laneFeed) check(b *batch, seen map[int]int64) {
 	f.t.Helper()
 	counts, dead := 0, 0
-	for _, r := range b.recs {
+	for r := range b.recs.all() {
 		p := r.msg.Partition
 		if r.msg.Offset != seen[p] {
 			f.t.Fatalf("partition %d: offset %d, want %d", p, r.msg.Offset, seen[p])
@@ -88,8 +89,8 @@ func TestLanesFullLaneOfOnePartition(t *testing.T) {
 		t.Fatalf("open lanes %d", len(f.l.open))
 	}
 	b := f.l.take(time.Now())
-	if len(b.recs) != 20 || len(b.info().Ranges) != 1 || b.recs[0].msg.Partition != 0 {
-		t.Fatalf("batch of %d records, ranges %v", len(b.recs), b.info().Ranges)
+	if b.recs.len() != 20 || len(b.info().Ranges) != 1 || b.recs.at(0).msg.Partition != 0 {
+		t.Fatalf("batch of %d records, ranges %v", b.recs.len(), b.info().Ranges)
 	}
 	f.check(b, seen)
 	// the other lanes are behind and young: not due
@@ -100,7 +101,7 @@ func TestLanesFullLaneOfOnePartition(t *testing.T) {
 	// lane at a time
 	for _, p := range []int{1, 2} {
 		b := f.l.take(time.Now().Add(laneWait))
-		if b == nil || len(b.recs) != 19 || b.recs[0].msg.Partition != p {
+		if b == nil || b.recs.len() != 19 || b.recs.at(0).msg.Partition != p {
 			t.Fatalf("after laneWait: want partition %d's 19 records", p)
 		}
 		f.check(b, seen)
@@ -120,22 +121,22 @@ func TestLanesMergeWhenCaughtUp(t *testing.T) {
 		f.add(i%4, 0)
 	}
 	b := f.l.take(time.Now())
-	if len(b.recs) != 12 || len(b.info().Ranges) != 4 || !f.l.empty() {
-		t.Fatalf("batch of %d records in %d ranges", len(b.recs), len(b.info().Ranges))
+	if b.recs.len() != 12 || len(b.info().Ranges) != 4 || !f.l.empty() {
+		t.Fatalf("batch of %d records in %d ranges", b.recs.len(), len(b.info().Ranges))
 	}
 	f.check(b, seen)
 	for i := range 25 {
 		f.add(i%4, 0) // 7, 6, 6, 6
 	}
 	b = f.l.take(time.Now())
-	if len(b.recs) != 7 || b.recs[0].msg.Partition != 0 {
-		t.Fatalf("batch of %d records of partition %d, want the fullest lane", len(b.recs), b.recs[0].msg.Partition)
+	if b.recs.len() != 7 || b.recs.at(0).msg.Partition != 0 {
+		t.Fatalf("batch of %d records of partition %d, want the fullest lane", b.recs.len(), b.recs.at(0).msg.Partition)
 	}
 	f.check(b, seen)
 	b = f.l.take(time.Now())
 	f.check(b, seen)
-	if len(b.recs) != 18 || !f.l.empty() {
-		t.Fatalf("batch of %d records, want the other 18", len(b.recs))
+	if b.recs.len() != 18 || !f.l.empty() {
+		t.Fatalf("batch of %d records, want the other 18", b.recs.len())
 	}
 }
 
@@ -198,7 +199,7 @@ func TestLanesQuietPartitionNotStarved(t *testing.T) {
 	for !f.l.full() {
 		f.add(0, 1000)
 	}
-	if b := f.l.take(time.Now()); b.recs[0].msg.Partition != 0 {
+	if b := f.l.take(time.Now()); b.recs.at(0).msg.Partition != 0 {
 		t.Fatal("the full lane did not go first")
 	} else {
 		f.check(b, seen)
@@ -207,8 +208,8 @@ func TestLanesQuietPartitionNotStarved(t *testing.T) {
 		f.add(0, 1000)
 	}
 	b := f.l.take(time.Now().Add(laneWait))
-	if len(b.recs) != 1 || b.recs[0].msg.Partition != 1 {
-		t.Fatalf("after laneWait: a batch of %d records of partition %d, want the quiet one", len(b.recs), b.recs[0].msg.Partition)
+	if b.recs.len() != 1 || b.recs.at(0).msg.Partition != 1 {
+		t.Fatalf("after laneWait: a batch of %d records of partition %d, want the quiet one", b.recs.len(), b.recs.at(0).msg.Partition)
 	}
 	f.check(b, seen)
 	f.check(f.l.take(time.Now()), seen) // partition 0's full lane
@@ -218,8 +219,8 @@ func TestLanesQuietPartitionNotStarved(t *testing.T) {
 	}
 	f.add(1, 1000)
 	b = f.l.take(time.Now().Add(time.Hour))
-	if len(b.recs) != 10 || b.recs[0].msg.Partition != 1 {
-		t.Fatalf("%d records of partition %d first, want 1's full lane", len(b.recs), b.recs[0].msg.Partition)
+	if b.recs.len() != 10 || b.recs.at(0).msg.Partition != 1 {
+		t.Fatalf("%d records of partition %d first, want 1's full lane", b.recs.len(), b.recs.at(0).msg.Partition)
 	}
 	f.check(b, seen)
 	for _, b := range f.l.rest() {
@@ -255,10 +256,10 @@ func (f *laneFeed) fill(p int) {
 // check does.
 func (f *laneFeed) want(b *batch, n, p int, seen map[int]int64) {
 	f.t.Helper()
-	if b == nil || len(b.recs) != n || b.recs[0].msg.Partition != p {
+	if b == nil || b.recs.len() != n || b.recs.at(0).msg.Partition != p {
 		got, part := 0, -1
-		if b != nil && len(b.recs) > 0 {
-			got, part = len(b.recs), b.recs[0].msg.Partition
+		if b != nil && b.recs.len() > 0 {
+			got, part = b.recs.len(), b.recs.at(0).msg.Partition
 		}
 		f.t.Fatalf("a batch of %d records of partition %d, want %d of partition %d", got, part, n, p)
 	}
@@ -306,16 +307,16 @@ func TestLanesMergeFoldsLikeOneBatch(t *testing.T) {
 			for _, n := range tc.perLane {
 				total += n
 			}
-			if b == nil || len(b.recs) != total {
+			if b == nil || b.recs.len() != total {
 				t.Fatalf("want every lane merged into one batch of %d records", total)
 			}
-			want := newBatch(total)
-			for _, r := range b.recs {
+			want := newBatch()
+			for r := range b.recs.all() {
 				p := r.msg
 				want.add(f.dec, f.ids, kafka.Message{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, HighWaterMark: p.HighWaterMark,
 					Value: values[[2]int64{int64(p.Partition), p.Offset}]})
 			}
-			if !reflect.DeepEqual(b.recs, want.recs) || len(b.dead) != len(want.dead) {
+			if !reflect.DeepEqual(slices.Collect(b.recs.all()), slices.Collect(want.recs.all())) || len(b.dead) != len(want.dead) {
 				t.Fatalf("records or dead letters differ from one batch's")
 			}
 			for i, d := range b.dead {

@@ -24,12 +24,12 @@ func TestTombstones(t *testing.T) {
 		{"empty", []byte{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBatch(1)
+			b := newBatch()
 			b.add(dec, &topicIDs{ids: map[string]string{}}, kafka.Message{Topic: "events", Value: tc.value, Time: time.Now()})
 			if len(b.dead) != 0 {
 				t.Fatalf("dead-lettered: %v", b.dead[0].rej)
 			}
-			if r := b.recs[0]; r.kind != profile.KindIgnored || r.skip != profile.SkipTombstone {
+			if r := b.recs.at(0); r.kind != profile.KindIgnored || r.skip != profile.SkipTombstone {
 				t.Fatalf("kind %v skip %q, want a tombstone", r.kind, r.skip)
 			}
 		})

@@ -26,8 +26,12 @@ func BenchmarkArgv(b *testing.B) {
 		u.Counts = append(u.Counts, profile.Count{Kind: profile.KindAppLaunch, Source: "t/0", Offset: int64(100 + i), MessageID: "m-" + strconv.Itoa(i)})
 	}
 	now := time.UnixMilli(t0 + 5000)
+	buf := new(argBuf)
 	b.ReportAllocs()
-	for b.Loop() {
-		_ = s.argv([]string{"k", "k:m", "k:d", "k:links"}, u, 'u', "", nil, nil, now)
+	for i := 0; b.Loop(); i++ {
+		_ = s.argv(buf, []string{"k", "k:m", "k:d", "k:links"}, u, 'u', "", nil, nil, now)
+		if i%runChunk == runChunk-1 {
+			buf.reset() // as runAll does after each pipeline
+		}
 	}
 }

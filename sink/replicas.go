@@ -75,7 +75,7 @@ func (s *Sink) runNode(ctx context.Context, n *redis.Client, calls []call, idx [
 		var wait *redis.Cmd
 		_, err := n.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range idx {
-				cmds[j] = calls[i].cmd(ctx)
+				cmds[j] = calls[i].cmd(ctx, nil)
 				_ = p.Process(ctx, cmds[j])
 			}
 			wait = p.Do(ctx, "WAIT", s.cfg.MinReplicas, s.cfg.ReplicaTimeout.Milliseconds())
