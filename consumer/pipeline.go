@@ -38,7 +38,8 @@ type batch struct {
 	sources map[topicPartition]string // log ids of the batch's partitions
 	first   time.Time                 // arrival of the first record, for the linger
 	decoded time.Duration
-	behind  bool // a lane whose partition had more records at the broker (lanes.go)
+	behind  bool            // a lane whose partition had more records at the broker (lanes.go)
+	fields  []profile.Field // the last event's fields, for the next (DecodeInto)
 }
 
 // decoded is a record as it came, with its event or why it was rejected.
@@ -146,7 +147,7 @@ func (b *batch) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 		// keeps it true whatever the client does.
 		value = nil
 	}
-	ev, err := dec.Decode(value, m.Time, start)
+	ev, err := dec.DecodeInto(b.fields, value, m.Time, start)
 	r := decoded{msg: m, ev: ev}
 	if err != nil {
 		var rej *profile.Rejection
@@ -156,6 +157,9 @@ func (b *batch) add(dec *profile.Decoder, ids *topicIDs, m kafka.Message) {
 		r.rej = rej
 	}
 	b.put(ids, r)
+	if cap(ev.Fields) > 0 {
+		b.fields = ev.Fields // folded: the next record's event takes them over
+	}
 	b.decoded += time.Since(start)
 }
 

@@ -88,6 +88,15 @@ var minEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // Event of KindIgnored with its SkipReason and no error; so does a
 // tombstone: a null or an empty value (kafka-go hands both as nil).
 func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error) {
+	return d.DecodeInto(nil, value, recordTime, now)
+}
+
+// DecodeInto is Decode with the event's fields in fields' room: a caller
+// that decodes record after record hands back the Fields of an event it
+// is done with, and the next event takes them over (fields made afresh
+// for every record were 10% of the bytes profiled allocated in a pipeline
+// run).
+func (d *Decoder) DecodeInto(fields []Field, value []byte, recordTime, now time.Time) (Event, error) {
 	if len(value) == 0 {
 		return Event{Kind: KindIgnored, SkipReason: SkipTombstone}, nil
 	}
@@ -98,7 +107,9 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Event{}, reject(ReasonInvalidJSON, "%s", notObject(trimmed))
 	}
-	top, err := decodeEnvelope(value)
+	buf := envelopeBufs.Get().(*envelopeBuf)
+	defer envelopeBufs.Put(buf) // nothing returned points into it
+	top, err := decodeEnvelope(value, buf)
 	if err != nil {
 		return Event{}, reject(ReasonInvalidJSON, "%s", err)
 	}
@@ -164,7 +175,10 @@ func (d *Decoder) Decode(value []byte, recordTime, now time.Time) (Event, error)
 	if userOK || anonOK {
 		// room for the identity and the usual context fields, grown once
 		// rather than at 1, 2 and 4 (growslice showed in the pipeline profile)
-		ev.Fields = make([]Field, 0, 8)
+		ev.Fields = fields[:0]
+		if cap(fields) < 8 {
+			ev.Fields = make([]Field, 0, 8)
+		}
 	}
 	if userOK {
 		ev.Fields = append(ev.Fields, Field{FieldCustomerID, userID})

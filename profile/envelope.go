@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // envelope holds the parts of a Segment Spec event the rules read, still
@@ -47,12 +48,25 @@ type locationEnvelope struct {
 // invalid is decided by encoding/json alone. Of duplicate members the last
 // wins, in both, and member names are compared after unescaping
 // ("user\u0049d" is userId), as encoding/json does.
-func decodeEnvelope(value []byte) (*envelope, error) {
-	if env, exact := scanEnvelope(value); exact {
+func decodeEnvelope(value []byte, buf *envelopeBuf) (*envelope, error) {
+	if env, exact := scanEnvelope(value, buf); exact {
 		return env, nil
 	}
 	return slowEnvelope(value)
 }
+
+// envelopeBuf is the room scanEnvelope reads an envelope into, its
+// context and location beside it. Decode takes one from envelopeBufs and
+// gives it back when done: an envelope made afresh for every record was
+// 10% of the bytes profiled allocated in a pipeline run, and its nested
+// members 6% more.
+type envelopeBuf struct {
+	env envelope
+	ctx contextEnvelope
+	loc locationEnvelope
+}
+
+var envelopeBufs = sync.Pool{New: func() any { return new(envelopeBuf) }}
 
 // slowEnvelope picks members by exact name from generic maps; a nested
 // member that is not an object counts as absent. It is the reference for

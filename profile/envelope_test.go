@@ -74,7 +74,13 @@ func TestStringOfMatchesEncodingJSON(t *testing.T) {
 func checkEnvelope(t *testing.T, value []byte) {
 	t.Helper()
 	checkObject(t, value)
-	got, exact := scanEnvelope(value)
+	// into room that held a full envelope: what value lacks must not
+	// show through from the record before
+	var buf envelopeBuf
+	if _, exact := scanEnvelope([]byte(fullEnvelope), &buf); !exact {
+		t.Fatal("the full envelope was not decided by the scanner")
+	}
+	got, exact := scanEnvelope(value, &buf)
 	if !exact {
 		return // slowEnvelope decides
 	}
@@ -86,6 +92,11 @@ func checkEnvelope(t *testing.T, value []byte) {
 		t.Fatalf("scanEnvelope(%q) =\n%s\nslowEnvelope gives\n%s", value, dumpEnvelope(got), dumpEnvelope(want))
 	}
 }
+
+// fullEnvelope sets every member an envelope reads.
+const fullEnvelope = `{"type":"track","event":"e","userId":"u","anonymousId":"a","previousId":"p",` +
+	`"messageId":"m","timestamp":"t","originalTimestamp":"o","receivedAt":"r","traits":{"x":1},` +
+	`"context":{"traits":{"y":2},"timezone":"z","location":{"city":"c","country":"k","latitude":1,"longitude":2}}}`
 
 func dumpEnvelope(e *envelope) string {
 	b, _ := json.Marshal(e)
@@ -115,7 +126,7 @@ func TestScanEnvelopeMatchesReference(t *testing.T) {
 		`{"a":0,"b":-0,"c":1.5E+10,"d":10}`,
 	}
 	for _, v := range decided {
-		if _, exact := scanEnvelope([]byte(v)); !exact {
+		if _, exact := scanEnvelope([]byte(v), new(envelopeBuf)); !exact {
 			t.Errorf("scanEnvelope handed %q to the slow path", v)
 		}
 		checkEnvelope(t, []byte(v))
@@ -129,7 +140,7 @@ func TestScanEnvelopeMatchesReference(t *testing.T) {
 		`{"a":` + strings.Repeat("[", maxScanDepth+1) + strings.Repeat("]", maxScanDepth+1) + `}`,
 	}
 	for _, v := range handed {
-		if _, exact := scanEnvelope([]byte(v)); exact {
+		if _, exact := scanEnvelope([]byte(v), new(envelopeBuf)); exact {
 			t.Errorf("scanEnvelope decided %q by itself", v)
 		}
 	}
@@ -182,7 +193,7 @@ func TestInvalidJSONDetail(t *testing.T) {
 			if r == nil || r.Reason != ReasonInvalidJSON || r.Detail != tc.detail {
 				t.Fatalf("Decode(%.40q): %v; want invalid_json: %s", tc.value, err, tc.detail)
 			}
-			if _, exact := scanEnvelope([]byte(tc.value)); exact {
+			if _, exact := scanEnvelope([]byte(tc.value), new(envelopeBuf)); exact {
 				t.Fatalf("scanEnvelope decided %.40q by itself", tc.value)
 			}
 		})
@@ -220,7 +231,7 @@ func TestDuplicateMembersLastWins(t *testing.T) {
 					// an escaped name anywhere hands the value to slowEnvelope
 					v = `{"type":"page","p\u0061d":1,` + tc.members + `}`
 				}
-				_, exact := scanEnvelope([]byte(v))
+				_, exact := scanEnvelope([]byte(v), new(envelopeBuf))
 				if exact != (path == "one-pass" && !strings.Contains(tc.members, `\u`)) {
 					t.Fatalf("scanEnvelope exact = %v on the %s path", exact, path)
 				}
@@ -244,7 +255,7 @@ func TestDuplicateMembersLastWins(t *testing.T) {
 // previousId.
 func TestEnvelopeReadsPreviousID(t *testing.T) {
 	for _, v := range []string{`{"type":"alias","previousId":"p-1"}`, `{"type":"alias","previousId":"p-1","p\u0061d":1}`} {
-		env, err := decodeEnvelope([]byte(v))
+		env, err := decodeEnvelope([]byte(v), new(envelopeBuf))
 		if err != nil || string(env.PreviousID) != `"p-1"` {
 			t.Errorf("%s: previousId %s, %v", v, env.PreviousID, err)
 		}

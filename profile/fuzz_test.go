@@ -132,6 +132,11 @@ func checkID(t *testing.T, what, id string) {
 
 // FuzzDecode proves the decoder never panics and every result keeps the
 // contract's invariants; the seed corpus is testdata/fuzz/FuzzDecode.
+// richEvent sets more fields than an event's first room holds.
+const richEvent = `{"type":"identify","userId":"u-rich","anonymousId":"a-rich","timestamp":"2026-11-28T09:00:00Z",` +
+	`"traits":{"email":"r@x.io","customerType":"Gold","birthday":"1990-01-02","plan":"p","seats":3,"beta":true},` +
+	`"context":{"timezone":"Asia/Kolkata","location":{"city":"Pune","country":"IN","latitude":18.5,"longitude":73.8}}}`
+
 func FuzzDecode(f *testing.F) {
 	d := fuzzDecoder(f)
 	f.Fuzz(func(t *testing.T, value []byte) {
@@ -141,6 +146,16 @@ func FuzzDecode(f *testing.F) {
 		again, err2 := d.Decode(value, testRecord, testNow)
 		if !reflect.DeepEqual(ev, again) || (err == nil) != (err2 == nil) {
 			t.Fatal("decode is not deterministic")
+		}
+		// into the fields of an event before it, as the consumer decodes:
+		// nothing of that event shows through
+		rich, err := d.Decode([]byte(richEvent), testRecord, testNow)
+		if err != nil || len(rich.Fields) < 8 {
+			t.Fatalf("the rich event: %d fields, %v", len(rich.Fields), err)
+		}
+		into, err3 := d.DecodeInto(rich.Fields, value, testRecord, testNow)
+		if !reflect.DeepEqual(ev, into) || (err2 == nil) != (err3 == nil) {
+			t.Fatalf("DecodeInto gives\n%+v\nDecode gives\n%+v", into, ev)
 		}
 	})
 }

@@ -24,15 +24,17 @@ type scanner struct {
 	v     []byte
 	i     int
 	depth int
-	punt  bool // undecidable here: ask slowEnvelope
+	punt  bool         // undecidable here: ask slowEnvelope
+	buf   *envelopeBuf // where the envelope and its nested members go
 }
 
 // scanEnvelope reads value into an envelope. exact is false when the
 // caller must use slowEnvelope instead (see above).
-func scanEnvelope(value []byte) (env *envelope, exact bool) {
-	s := scanner{v: value}
+func scanEnvelope(value []byte, buf *envelopeBuf) (env *envelope, exact bool) {
+	s := scanner{v: value, buf: buf}
 	s.space()
-	env = &envelope{}
+	env = &buf.env
+	*env = envelope{}
 	ok := s.object(func(name []byte, raw []byte) {
 		switch string(name) {
 		case "type":
@@ -72,11 +74,12 @@ func scanEnvelope(value []byte) (env *envelope, exact bool) {
 // nested reads an already validated member that ought to be an object
 // into a new T, calling member for each of its members; nil when it is not
 // an object. An escaped name inside sets s.punt, as at the top level.
-func nested[T any](s *scanner, raw []byte, member func(into *T, name, raw []byte)) *T {
+func nested[T any](s *scanner, raw []byte, into *T, member func(into *T, name, raw []byte)) *T {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil
 	}
-	into := new(T)
+	var zero T
+	*into = zero // a member named twice: the last one alone counts
 	in := scanner{v: raw}
 	in.object(func(name, raw []byte) { member(into, name, raw) })
 	s.punt = s.punt || in.punt
@@ -85,7 +88,7 @@ func nested[T any](s *scanner, raw []byte, member func(into *T, name, raw []byte
 
 // context reads a context member; nil when it is not an object.
 func (s *scanner) context(raw []byte) *contextEnvelope {
-	return nested(s, raw, func(ctx *contextEnvelope, name, raw []byte) {
+	return nested(s, raw, &s.buf.ctx, func(ctx *contextEnvelope, name, raw []byte) {
 		switch string(name) {
 		case "traits":
 			ctx.Traits = raw
@@ -99,7 +102,7 @@ func (s *scanner) context(raw []byte) *contextEnvelope {
 
 // location reads a location member; nil when it is not an object.
 func (s *scanner) location(raw []byte) *locationEnvelope {
-	return nested(s, raw, func(loc *locationEnvelope, name, raw []byte) {
+	return nested(s, raw, &s.buf.loc, func(loc *locationEnvelope, name, raw []byte) {
 		switch string(name) {
 		case "city":
 			loc.City = raw
