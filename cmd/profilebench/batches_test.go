@@ -77,7 +77,7 @@ func TestReadBatches(t *testing.T) {
 // whole lines, read as they are appended.
 func TestLogWritten(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "batches.jsonl")
-	written := logWritten(path, 10)
+	written := logWritten(10, path)
 	if written() {
 		t.Fatal("no log yet, yet written")
 	}
@@ -102,5 +102,24 @@ func TestLogWritten(t *testing.T) {
 	appendLine(`rds":1}` + "\n")
 	if !written() {
 		t.Fatal("10 records of 10, yet not written")
+	}
+}
+
+// TestLogWrittenSums: the logs of several instances count together.
+func TestLogWrittenSums(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	written := logWritten(10, a, b)
+	if err := os.WriteFile(a, []byte(`{"records":6}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if written() {
+		t.Fatal("6 records of 10, yet written")
+	}
+	if err := os.WriteFile(b, []byte(`{"records":4}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !written() {
+		t.Fatal("6 + 4 records of 10, yet not written")
 	}
 }

@@ -65,6 +65,11 @@ func clusterBench(ctx context.Context, s settings, conn kafkaconn.Config, rdb *r
 		{name: "Cluster, MIN_REPLICAS=1", instances: 1, cluster: true, minReplicas: 1},
 		{name: "Cluster, MIN_REPLICAS=1", instances: 3, cluster: true, minReplicas: 1},
 	}
+	dir, err := os.MkdirTemp("", "profilebench-cluster-") // each instance's batch log
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	kafkaPid, redisPid := servicePids(ctx, s)
 	var nodePids []int
 	for _, a := range addrs {
@@ -115,14 +120,16 @@ func clusterBench(ctx context.Context, s settings, conn kafkaconn.Config, rdb *r
 		k0, r0 := cpuSeconds(kafkaPid), redisCPU(r.cluster)
 		start := time.Now()
 		var ps []*proc
-		for range r.instances {
-			p, err := startProfiled(rs, topic, group, prefix, "")
+		var logs []string
+		for j := range r.instances {
+			logs = append(logs, filepath.Join(dir, fmt.Sprintf("batches-%d-%d.jsonl", i, j)))
+			p, err := startProfiled(rs, topic, group, prefix, logs[j])
 			if err != nil {
 				return err
 			}
 			ps = append(ps, p)
 		}
-		err = waitCaughtUp(ctx, conn, group, topic, 30*time.Minute, nil)
+		err = waitCaughtUp(ctx, conn, group, topic, 30*time.Minute, logWritten(s.events, logs...))
 		r.wall = time.Since(start).Seconds()
 		r.cpuKafka, r.cpuRedis = cpuSeconds(kafkaPid)-k0, redisCPU(r.cluster)-r0
 		for _, p := range ps {

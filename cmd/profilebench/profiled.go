@@ -59,35 +59,47 @@ func waitCaughtUp(ctx context.Context, conn kafkaconn.Config, group, topic strin
 	return fmt.Errorf("group %s not caught up within %s", group, limit)
 }
 
-// logWritten returns a func that reports whether profiled's batch log at
-// path shows n records written; it reads only what was appended since it
-// last looked (the writer appends whole lines).
-func logWritten(path string, n int) func() bool {
-	var off int64
+// logWritten returns a func that reports whether the batch logs at paths
+// (one per profiled instance) show n records written between them; it
+// reads only what was appended to each since it last looked (the writer
+// appends whole lines). A record written twice (redelivered after a
+// rebalance) counts twice, so the sum may run ahead of the truth: it only
+// says when to start asking the broker, which decides.
+func logWritten(n int, paths ...string) func() bool {
+	offs := make([]int64, len(paths))
 	total := 0
 	return func() bool {
-		f, err := os.Open(path)
-		if err != nil {
-			return false
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.NewSectionReader(f, off, 1<<40))
-		if err != nil {
-			return false
-		}
-		for {
-			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				break
-			}
-			var bi consumer.BatchInfo
-			if json.Unmarshal(b[:i], &bi) == nil {
-				total += bi.Records
-			}
-			off += int64(i + 1)
-			b = b[i+1:]
+		for i, path := range paths {
+			total += readAppended(path, &offs[i])
 		}
 		return total >= n
+	}
+}
+
+// readAppended returns the records of the whole lines appended to the
+// batch log at path since *off, and moves *off past them.
+func readAppended(path string, off *int64) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, *off, 1<<40))
+	if err != nil {
+		return 0
+	}
+	records := 0
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return records
+		}
+		var bi consumer.BatchInfo
+		if json.Unmarshal(b[:i], &bi) == nil {
+			records += bi.Records
+		}
+		*off += int64(i + 1)
+		b = b[i+1:]
 	}
 }
 
@@ -131,7 +143,7 @@ func pipeline(ctx context.Context, s settings, conn kafkaconn.Config, topic, pre
 	if err != nil {
 		return pipeResult{}, err
 	}
-	if err := waitCaughtUp(ctx, conn, group, topic, 30*time.Minute, logWritten(batchFile, s.events)); err != nil {
+	if err := waitCaughtUp(ctx, conn, group, topic, 30*time.Minute, logWritten(s.events, batchFile)); err != nil {
 		p.stop()
 		return pipeResult{}, err
 	}
