@@ -34,6 +34,7 @@ test-short: ## unit tests only: no services needed
 fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test ./profile -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./profile -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./profile -run '^$$' -fuzz '^FuzzShortestAsSent$$' -fuzztime $(FUZZTIME)
 
 # The fault suite runs its own broker (KAFKA_PORT 39092, or
 # PROFILED_FAULTS_KAFKA_PORT) and its own redis-servers (36379 up), so it

@@ -406,6 +406,9 @@ func normCoordinates(latRaw, lonRaw json.RawMessage) (string, string) {
 	if lat < -90 || lat > 90 || lon < -180 || lon > 180 {
 		return "", DropOutOfRange
 	}
+	if shortestAsSent(latRaw) && shortestAsSent(lonRaw) {
+		return string(latRaw) + "," + string(lonRaw), ""
+	}
 	return FormatNumber(lat) + "," + FormatNumber(lon), ""
 }
 
@@ -418,6 +421,54 @@ func numberOf(raw json.RawMessage) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// shortestAsSent reports whether the JSON number raw is already what
+// FormatNumber writes for its value, so that its text can be kept instead
+// of formatting the float again (two of the float formattings were a
+// tenth of decoding a launch with a location): no exponent, no leading
+// zero but the one before a point, no trailing zero after a point, a
+// digit other than zero, and at most 15 significant digits. Two decimals
+// of at most 15 significant digits never read as the same float64 (its
+// 15 guaranteed decimal digits), so such a literal is the only shortest
+// form of its value, written the way 'f' formatting writes it.
+func shortestAsSent(raw []byte) bool {
+	i := 0
+	if len(raw) > 0 && raw[0] == '-' {
+		i++
+	}
+	digits := func() []byte {
+		start := i
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+		return raw[start:i]
+	}
+	whole := digits()
+	if len(whole) == 0 || (len(whole) > 1 && whole[0] == '0') {
+		return false
+	}
+	significant := 0
+	if whole[0] != '0' {
+		significant = len(whole) // trailing zeros counted too: never too few
+	}
+	if i < len(raw) {
+		if raw[i] != '.' {
+			return false // an exponent
+		}
+		i++
+		frac := digits()
+		if i != len(raw) || len(frac) == 0 || frac[len(frac)-1] == '0' {
+			return false
+		}
+		if significant == 0 {
+			for len(frac) > 0 && frac[0] == '0' { // 0.000123: three
+				frac = frac[1:]
+			}
+		}
+		significant += len(frac)
+	}
+	return significant > 0 && significant <= 15
 }
 
 // FormatNumber renders f in its shortest decimal form that reads back to f,
@@ -498,6 +549,9 @@ func normScalar(raw json.RawMessage) (string, string) {
 		f, ok := numberOf(raw)
 		if !ok {
 			return "", DropInvalid
+		}
+		if shortestAsSent(raw) {
+			return string(raw), ""
 		}
 		return FormatNumber(f), ""
 	}

@@ -494,6 +494,81 @@ func TestFormatNumber(t *testing.T) {
 	}
 }
 
+// TestShortestAsSent: a number literal kept as sent is exactly what
+// FormatNumber writes for its value. The literals are drawn at random
+// around the 15-digit limit (and past it, where two literals can read as
+// one float64), with and without signs, leading and trailing zeros and
+// exponents; a limit of 16 or 17 digits fails here.
+func TestShortestAsSent(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want bool
+	}{
+		{"18.5204", true}, {"-73.8", true}, {"10", true}, {"0.5", true}, {"-0.000123", true},
+		{"123456789012345", true}, {"0.123456789012345", true}, {"90", true},
+		{"0", false}, {"-0", false}, {"0.0", false}, {"18.50", false}, {"1e1", false}, {"1.5E-7", false},
+		{"01", false}, {"1.", false}, {".5", false}, {"+1", false}, {"1234567890123456", false},
+		{"0.1234567890123456", false}, {"", false}, {"-", false}, {"1.2.3", false}, {"1 ", false},
+	} {
+		if got := shortestAsSent([]byte(tc.raw)); got != tc.want {
+			t.Errorf("shortestAsSent(%q) = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+	rnd := rand.New(rand.NewPCG(7, 11))
+	kept := 0
+	for range 200000 {
+		raw := randomNumberLiteral(rnd)
+		if !shortestAsSent([]byte(raw)) {
+			continue
+		}
+		kept++
+		f, ok := numberOf([]byte(raw))
+		if !ok {
+			t.Fatalf("%q kept as sent, but not a number", raw)
+		}
+		if want := FormatNumber(f); raw != want {
+			t.Fatalf("%q kept as sent, but FormatNumber writes %q", raw, want)
+		}
+	}
+	if kept < 50000 {
+		t.Fatalf("only %d of 200000 literals kept as sent: the draw misses the fast path", kept)
+	}
+}
+
+// randomNumberLiteral draws a JSON-like number literal of 1 to 18 digits.
+func randomNumberLiteral(rnd *rand.Rand) string {
+	var b strings.Builder
+	if rnd.IntN(3) == 0 {
+		b.WriteByte('-')
+	}
+	n := 1 + rnd.IntN(18)
+	ds := make([]byte, n)
+	for i := range ds {
+		ds[i] = byte('0' + rnd.IntN(10))
+	}
+	if rnd.IntN(4) == 0 { // runs of nines and zeros, where rounding carries
+		for i := rnd.IntN(n); i < n; i++ {
+			ds[i] = "09"[rnd.IntN(2)]
+		}
+	}
+	switch point := rnd.IntN(n + 2); {
+	case point == 0: // 0.000ddd
+		b.WriteString("0.")
+		b.WriteString(strings.Repeat("0", rnd.IntN(6)))
+		b.Write(ds)
+	case point >= n:
+		b.Write(ds)
+	default:
+		b.Write(ds[:point])
+		b.WriteByte('.')
+		b.Write(ds[point:])
+	}
+	if rnd.IntN(20) == 0 {
+		fmt.Fprintf(&b, "e%d", rnd.IntN(40)-20)
+	}
+	return b.String()
+}
+
 func sameMultiset[T comparable](a, b []T) bool {
 	if len(a) != len(b) {
 		return false

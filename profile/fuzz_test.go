@@ -259,3 +259,23 @@ func permutations(n int) [][]int {
 	}
 	return out
 }
+
+// FuzzShortestAsSent: whatever the bytes, a literal kept as sent is a
+// number that FormatNumber writes exactly as sent.
+func FuzzShortestAsSent(f *testing.F) {
+	for _, s := range []string{"18.5204", "-73.8", "0.000123", "123456789012345", "9007199254740993", "0.30000000000000004", "1e5", "-0"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !shortestAsSent(raw) {
+			return
+		}
+		v, ok := numberOf(raw)
+		if !ok {
+			t.Fatalf("%q kept as sent, but not a number", raw)
+		}
+		if want := FormatNumber(v); string(raw) != want {
+			t.Fatalf("%q kept as sent, but FormatNumber writes %q", raw, want)
+		}
+	})
+}
