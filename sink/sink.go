@@ -811,9 +811,6 @@ func (z *sizes) set(i, n int) {
 	z[3*i], z[3*i+1], z[3*i+2] = byte(n>>16), byte(n>>8), byte(n)
 }
 
-// argArena boxes one call's strings and numbers as pointers into its two
-// slices. A slice that grows leaves the values boxed before in the old
-// array, where they stay as they were.
 // argBuf lends the slices of a pipeline's script arguments: runAll
 // builds each call as it is sent and hands the slices out again once the
 // pipeline is answered. Allocated afresh for every call, the arguments
@@ -872,6 +869,9 @@ func (b *argBuf) reset() {
 	b.a, b.s, b.n = b.a[:0], b.s[:0], b.n[:0]
 }
 
+// argArena boxes one call's strings and numbers as pointers into its two
+// slices. A slice that grows leaves the values boxed before in the old
+// array, where they stay as they were.
 type argArena struct {
 	strs []string
 	nums []int64
