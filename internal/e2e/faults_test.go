@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	kafkaconn "github.com/profiled/profiled/internal/kafka"
 )
 
 // TestEveryRejectionReachesTheDeadLetterTopic produces one record per
@@ -121,7 +123,13 @@ func TestDeadLetterFailureStopsThePartition(t *testing.T) {
 		_, m := p.get("/metrics")
 		return strings.Contains(m, "profiled_partitions_stopped 1")
 	})
-	offs := e.offsets(t, o.group, o.topic)
+	// the partition counts as stopped when its batch is handed to the
+	// committer, whose commit follows within its interval
+	var offs map[int]kafkaconn.PartitionOffsets
+	eventually(t, 30*time.Second, "the record before the failed dead letter to be committed", func() bool {
+		offs = e.offsets(t, o.group, o.topic)
+		return offs != nil && offs[0].Committed >= 1
+	})
 	if offs[0].Committed != 1 {
 		t.Fatalf("committed %d, want 1: only the record before the failed dead letter", offs[0].Committed)
 	}
