@@ -6,7 +6,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 FUZZTIME ?= 300000x
 
-.PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench bench-cluster bench-export services-up clean
+.PHONY: help build run test test-short test-go fuzz test-faults test-cluster lint bench bench-cluster bench-script bench-export services-up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -84,6 +84,12 @@ bench: build ## end-to-end benchmark against real Kafka and Redis: BENCHMARKS.md
 # to cmd/profilebench/CLUSTER.md and, by make bench, into BENCHMARKS.md.
 bench-cluster: build ## benchmark on a 3-master Redis Cluster: 1, 2, 3 instances, MIN_REPLICAS 0 and 1, beside the single server (BENCH_EVENTS, default 300000)
 	BENCH_ONLY=cluster BENCH_EVENTS=$${BENCH_EVENTS:-300000} deploy/testenv.sh $(GO) run ./cmd/profilebench
+
+# The apply script's cost in instructions, which do not wander with the
+# machine's load as CPU seconds do: sink only into a Redis under callgrind
+# (needs valgrind). Edit sink/apply.lua and run it again to compare.
+bench-script: ## instructions per EVALSHA and where they go, counted by callgrind (BENCH_EVENTS, default 100000; needs valgrind)
+	BENCH_ONLY=script BENCH_EVENTS=$${BENCH_EVENTS:-100000} TESTENV_CLUSTER=0 deploy/testenv.sh $(GO) run ./cmd/profilebench
 
 # Only Redis is needed: a broker address that is never dialled keeps testenv.sh from starting Kafka.
 bench-export: ## export benchmark: PROFILED_EXPORT_PROFILES (default 1000000) profiles to Parquet from a fresh local Redis: rate, peak RSS, CPU

@@ -133,7 +133,7 @@ func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix 
 		scripts += len(order)
 	}
 	logf("sink only: %.2f profile writes per record", float64(scripts)/float64(s.events))
-	sk := sink.New(rdb, sink.Config{KeyPrefix: prefix, DedupeWindow: 24 * time.Hour}, nil)
+	sk := sink.New(rdb, sink.Config{KeyPrefix: prefix, DedupeWindow: 24 * time.Hour, Now: s.sinkClock}, nil)
 	if err := sk.Load(ctx); err != nil {
 		return sinkResult{}, err
 	}

@@ -40,7 +40,8 @@ type settings struct {
 	binary                     string
 	out, md                    string
 	kafkaVersion               string
-	largeUsers, largeEvents    int // the second pipeline run (scale.go); 0 users: none
+	largeUsers, largeEvents    int              // the second pipeline run (scale.go); 0 users: none
+	sinkClock                  func() time.Time // sink only's clock; nil: the wall clock
 }
 
 func envInt(name string, def int) int {
@@ -137,6 +138,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	logf("filled %s (%d partitions) in %s", topic, s.partitions, time.Since(t).Round(time.Millisecond))
+	if os.Getenv("BENCH_ONLY") == "script" {
+		return scriptCost(ctx, s, topic, stamp) // script.go
+	}
 
 	// The broker was just started: its JIT compiles the fetch path during
 	// the first reads (a fresh broker used 93% of a core for half a minute

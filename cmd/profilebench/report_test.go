@@ -248,3 +248,42 @@ func TestFloorHSets(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCallgrind(t *testing.T) {
+	out := []byte(`--------------------------------------------------------------------------------
+Ir                      file:function
+--------------------------------------------------------------------------------
+6,219,101,821 (100.0%)  PROGRAM TOTALS
+
+1,756,788,830 (29.41%)  < ???:processCommand (5,000x) [/usr/bin/redis-server]
+1,756,788,830 (29.41%)  *  ???:evalShaCommand [/usr/bin/redis-server]
+
+1,487,382,924 (24.90%)  < ???:luaCallFunction (5,000x) [/usr/bin/redis-server]
+        1,900 ( 0.00%)  < ???:scriptingInit (1x) [/usr/bin/redis-server]
+1,487,385,885 (24.90%)  *  ???:lua_pcall [/usr/bin/redis-server]
+
+      100,000 ( 0.01%)  < ???:luaRedisPcall (7x) [/usr/bin/redis-server]
+  545,539,830 ( 9.12%)  < ???:0x0000000000142a90 (56,039x) [/usr/bin/redis-server]
+  545,639,830 ( 9.13%)  *  server.c:scriptCall [/usr/bin/redis-server]
+
+  245,400,503 ( 3.95%)  *  ./stdlib/./stdlib/strtod_l.c:____strtod_l_internal [/usr/lib/x86_64-linux-gnu/libc.so.6]
+  200,000,000 ( 3.00%)  *  ???:call'2 [/usr/bin/redis-server]
+
+   19,829,947 ( 0.33%)  *  ???:hmgetCommand [/usr/bin/redis-server]
+      100,000 ( 0.00%)  *  ???:hmgetCommand [/usr/bin/redis-server]
+`)
+	c := parseCallgrind(out)
+	want := map[string]int64{"evalShaCommand": 1756788830, "lua_pcall": 1487385885, "scriptCall": 545639830,
+		"____strtod_l_internal": 245400503, "hmgetCommand": 19829947}
+	if len(c.incl) != len(want) {
+		t.Fatalf("parsed %v, want %v", c.incl, want)
+	}
+	for k, v := range want {
+		if c.incl[k] != v {
+			t.Fatalf("%s = %d, want %d (all: %v)", k, c.incl[k], v, c.incl)
+		}
+	}
+	if c.caller["scriptCall"] != "0x0000000000142a90" || c.caller["lua_pcall"] != "luaCallFunction" || c.caller["hmgetCommand"] != "" {
+		t.Fatalf("callers %v", c.caller)
+	}
+}
