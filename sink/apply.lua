@@ -76,13 +76,19 @@
 -- thousand values), so one busy profile's share of a batch cannot make the
 -- script fail.
 --
+-- the globals the script uses, as locals: a global is a table lookup at
+-- every use, a local a register
+local ARGV, KEYS, tonumber, unpack, type, ipairs, pairs = ARGV, KEYS, tonumber, unpack, type, ipairs, pairs
+local call_, byte, sub, format, gmatch, find = redis.call, string.byte, string.sub, string.format, string.gmatch, string.find
+local min, floor = math.min, math.floor
+
 -- Lua's "<" on strings follows the server's collation locale, so ties are
 -- broken with an explicit byte comparison.
 local function gt(a, b)
   if a == b then return false end
-  local n = math.min(#a, #b)
+  local n = min(#a, #b)
   for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
+    local x, y = byte(a, i), byte(b, i)
     if x ~= y then return x > y end
   end
   return #a > #b
@@ -102,7 +108,7 @@ local function applied(sc)
     local k = v % 2
     return (v - k) / 2, k == 1
   end
-  return math.floor(sc), sc % 1 ~= 0
+  return floor(sc), sc % 1 ~= 0
 end
 
 -- call runs cmd on key with the values of list, SLICE values (a multiple
@@ -112,7 +118,7 @@ local function call(cmd, key, list, step)
   local n = #list
   local size = SLICE - SLICE % step
   for i = 1, n, size do
-    local r = redis.call(cmd, key, unpack(list, i, math.min(i + size - 1, n)))
+    local r = call_(cmd, key, unpack(list, i, min(i + size - 1, n)))
     if type(r) == 'table' then
       for _, v in ipairs(r) do out[#out + 1] = v end
     end
@@ -127,8 +133,8 @@ local function byIndex(cmd, key, list)
   local out = {}
   local n = #list
   for i = 1, n, SLICE do
-    local j = math.min(i + SLICE - 1, n)
-    local r = redis.call(cmd, key, unpack(list, i, j))
+    local j = min(i + SLICE - 1, n)
+    local r = call_(cmd, key, unpack(list, i, j))
     for k = 1, j - i + 1 do out[i + k - 1] = r[k] end
   end
   return out
@@ -144,18 +150,18 @@ local mode, anon = ARGV[3], ARGV[4]
 
 -- who owns this update: decided here, in the slot of the key it concerns
 if mode == 'a' then
-  local owner = redis.call('GET', l)
+  local owner = call_('GET', l)
   if owner then return {1, 0, 0, 0, 0, 0, 0, 0, owner} end
 elseif mode == 'r' then
-  if redis.call('HGET', l, anon) ~= 'f' then return {2, 0, 0, 0, 0, 0, 0, 0, ''} end
+  if call_('HGET', l, anon) ~= 'f' then return {2, 0, 0, 0, 0, 0, 0, 0, ''} end
 elseif mode == 'f' then
-  if redis.call('HGET', l, anon) == 'f' then return {3, 0, 0, 0, 0, 0, 0, 0, ''} end
+  if call_('HGET', l, anon) == 'f' then return {3, 0, 0, 0, 0, 0, 0, 0, ''} end
 end
 
 -- locate the sections of ARGV
 -- the sizes come in one argument, three bytes each, read with one
 -- string.byte: an argument and a tonumber apiece cost Redis more
-local z = {string.byte(ARGV[5], 1, 36)}
+local z = {byte(ARGV[5], 1, 36)}
 local nf = (z[1] * 256 + z[2]) * 256 + z[3]
 local ntr = (z[4] * 256 + z[5]) * 256 + z[6]
 local ns = (z[7] * 256 + z[8]) * 256 + z[9]
@@ -197,11 +203,11 @@ end
 local fCh = ARGV[si + 2]
 local has = nf > 0 or fCh ~= '' or nc > 0 or foldL > 0 or foldV > 0
 if mode == 'f' and not has and tonumber(ARGV[fo + 2]) == 0 and tonumber(ARGV[fo + 3]) == 0 then
-  if redis.call('HGET', l, anon) == 'r' then
-    local lp = tonumber(redis.call('HGET', m, 'lp') or '0')
-    if lp > 0 then redis.call('HSET', m, 'lp', lp - 1) end
+  if call_('HGET', l, anon) == 'r' then
+    local lp = tonumber(call_('HGET', m, 'lp') or '0')
+    if lp > 0 then call_('HSET', m, 'lp', lp - 1) end
   end
-  redis.call('HSET', l, anon, 'f')
+  call_('HSET', l, anon, 'f')
   return {0, 0, 0, 0, 0, 0, 0, 0, ''}
 end
 
@@ -209,12 +215,12 @@ end
 local mbase = 4 + nf         -- the watermarks' place in mv
 local mv, pv
 if nmk <= SLICE then
-  mv = redis.call('HMGET', m, 'fs', 'ls', 'nt', 'lp', unpack(ARGV, mk, mk + nmk - 1))
+  mv = call_('HMGET', m, 'fs', 'ls', 'nt', 'lp', unpack(ARGV, mk, mk + nmk - 1))
 else
   mv = readLong(m, {'fs', 'ls', 'nt', 'lp'}, mk, nmk)
 end
 if npk <= SLICE then
-  pv = redis.call('HMGET', p, 'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits',
+  pv = call_('HMGET', p, 'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits',
     unpack(ARGV, pk, pk + npk - 1))
 else
   pv = readLong(p, {'created_at', 'first_seen_channel', 'last_seen_channel', 'app_launches', 'web_visits'}, pk, npk)
@@ -229,6 +235,8 @@ local pset = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
   nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
 local mset = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
   nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
+-- their lengths, kept here: # on a table is a search for its border
+local pn, mn = 0, 0
 
 -- fields: last writer wins by event time, ties to the greater value
 local vi = 6
@@ -257,20 +265,16 @@ for k = 0, nf - 1 do
     curT = cN
   end
   if (not curT) or t > curT or (t == curT and gt(value, cur or '')) then
-    mset[#mset + 1] = ARGV[mk + k]
-    mset[#mset + 1] = tText
+    mset[mn + 1], mset[mn + 2], mn = ARGV[mk + k], tText, mn + 2
     if not curT and k >= ntr then newTraits = newTraits + 1 end
     if value ~= cur then
       changed = true
       if coord then
-        local comma = string.find(value, ',', 1, true)
-        pset[#pset + 1] = 'latitude'
-        pset[#pset + 1] = string.sub(value, 1, comma - 1)
-        pset[#pset + 1] = 'longitude'
-        pset[#pset + 1] = string.sub(value, comma + 1)
+        local comma = find(value, ',', 1, true)
+        pset[pn + 1], pset[pn + 2], pn = 'latitude', sub(value, 1, comma - 1), pn + 2
+        pset[pn + 1], pset[pn + 2], pn = 'longitude', sub(value, comma + 1), pn + 2
       else
-        pset[#pset + 1] = name
-        pset[#pset + 1] = value
+        pset[pn + 1], pset[pn + 2], pn = name, value, pn + 2
       end
     end
   end
@@ -281,14 +285,14 @@ if newTraits > 0 then
   if nt > maxTraits then
     -- keep the max_traits smallest keys in byte order (rare: read them all)
     local keys, inHash = {}, {}
-    for _, f in ipairs(redis.call('HKEYS', p)) do
-      if string.sub(f, 1, 6) == 'trait.' then
+    for _, f in ipairs(call_('HKEYS', p)) do
+      if sub(f, 1, 6) == 'trait.' then
         keys[#keys + 1] = f
         inHash[f] = true
       end
     end
     for k = 1, #pset, 2 do
-      if string.sub(pset[k], 1, 6) == 'trait.' and not inHash[pset[k]] then
+      if sub(pset[k], 1, 6) == 'trait.' and not inHash[pset[k]] then
         keys[#keys + 1] = pset[k]
       end
     end
@@ -307,15 +311,15 @@ if newTraits > 0 then
         keep[#keep + 1] = pset[k + 1]
       end
     end
-    pset = keep
+    pset, pn = keep, #keep
     local keepm, goneT = {}, {}
     for k = 1, #mset, 2 do
-      if not evict[string.sub(mset[k], 3)] then
+      if not evict[sub(mset[k], 3)] then
         keepm[#keepm + 1] = mset[k]
         keepm[#keepm + 1] = mset[k + 1]
       end
     end
-    mset = keepm
+    mset, mn = keepm, #keepm
     for _, f in ipairs(gone) do goneT[#goneT + 1] = 't:' .. f end
     if #gone > 0 then
       call('HDEL', p, gone, 1)
@@ -323,8 +327,7 @@ if newTraits > 0 then
     end
     nt = maxTraits
   end
-  mset[#mset + 1] = 'nt'
-  mset[#mset + 1] = nt
+  mset[mn + 1], mset[mn + 2], mn = 'nt', nt, mn + 2
 end
 
 -- first and last seen: earliest and latest launch or visit; t and c are
@@ -333,12 +336,9 @@ local function see(metaKey, ms, field, text, chField, ch, t, c, curCh, earlier)
   local wins
   if not c then wins = true elseif earlier then wins = t < c else wins = t > c end
   if wins or (t == c and gt(ch, curCh or '')) then
-    mset[#mset + 1] = metaKey
-    mset[#mset + 1] = ms
-    pset[#pset + 1] = field
-    pset[#pset + 1] = text
-    pset[#pset + 1] = chField
-    pset[#pset + 1] = ch
+    mset[mn + 1], mset[mn + 2], mn = metaKey, ms, mn + 2
+    pset[pn + 1], pset[pn + 2], pn = field, text, pn + 2
+    pset[pn + 1], pset[pn + 2], pn = chField, ch, pn + 2
     changed = true
   end
 end
@@ -359,7 +359,7 @@ local oldest = now - window
 -- forget drops the messageIds applied at or before oldest: scores
 -- -(2 * oldest + 1) to -1, and those of the earlier form up to oldest
 local function forget()
-  redis.call('ZREMRANGEBYSCORE', d, string.format('%.0f', -2 * oldest - 1), string.format('%.0f', oldest))
+  call_('ZREMRANGEBYSCORE', d, format('%.0f', -2 * oldest - 1), format('%.0f', oldest))
 end
 
 -- remember adds (score, messageId) pairs to the dedupe set
@@ -385,9 +385,9 @@ if nc > 0 then
   -- path, which reads its score; the ZADD changed nothing then. With more,
   -- a ZADD NX could not tell which it added, so their scores are read first.
   if fast and np == 1 then
-    fast = redis.call('ZADD', d, 'NX', ARGV[pi], ARGV[pi + 1]) == 1
+    fast = call_('ZADD', d, 'NX', ARGV[pi], ARGV[pi + 1]) == 1
   elseif fast and np > 0 then
-    local scores = redis.call('ZMSCORE', d, unpack(ARGV, mid0, mid0 + nmid - 1))
+    local scores = call_('ZMSCORE', d, unpack(ARGV, mid0, mid0 + nmid - 1))
     for k = 1, nmid do
       if scores[k] and applied(tonumber(scores[k])) > oldest then
         fast = false
@@ -399,18 +399,17 @@ if nc > 0 then
     -- the common case: every record is new, and so is every messageId
     launches, visits = launchesIn, visitsIn
     if np > 1 then
-      redis.call('ZADD', d, unpack(ARGV, pi, pi + 2 * np - 1))
+      call_('ZADD', d, unpack(ARGV, pi, pi + 2 * np - 1))
     end
     if np > 0 then dedupeAdded = true end
     for k = 1, ns do
-      mset[#mset + 1] = ARGV[mk + nf + k - 1]
-      mset[#mset + 1] = ARGV[srci + 2 * k - 1]
+      mset[mn + 1], mset[mn + 2], mn = ARGV[mk + nf + k - 1], ARGV[srci + 2 * k - 1], mn + 2
     end
   else
     -- records above the watermarks, and their messageIds
     local moved, fresh, mids, isLaunch = {}, {}, {}, {}
     local k = 0
-    for ch, srcText, offText in string.gmatch(ARGV[pos], '(%a)(%d+) (%d+)') do
+    for ch, srcText, offText in gmatch(ARGV[pos], '(%a)(%d+) (%d+)') do
       local src, off = tonumber(srcText), tonumber(offText)
       isLaunch[k] = ch == 'a'
       if off <= wm[src] then
@@ -431,7 +430,7 @@ if nc > 0 then
       end
     end
     local add = {}
-    local launchScore, visitScore = string.format('%.0f', -2 * now - 1), string.format('%.0f', -2 * now)
+    local launchScore, visitScore = format('%.0f', -2 * now - 1), format('%.0f', -2 * now)
     for _, k in ipairs(fresh) do
       local mid = nmid > 0 and ARGV[mid0 + k] or ''
       local launch = isLaunch[k]
@@ -447,8 +446,7 @@ if nc > 0 then
       end
     end
     for k, offText in pairs(moved) do
-      mset[#mset + 1] = ARGV[mk + nf + k - 1]
-      mset[#mset + 1] = offText
+      mset[mn + 1], mset[mn + 2], mn = ARGV[mk + nf + k - 1], offText, mn + 2
     end
     remember(add)
   end
@@ -487,34 +485,32 @@ if mode == 'f' then
   launches, visits = launches + foldL, visits + foldV
   -- the id's later records are judged by what it had counted
   for k = 0, nw - 1 do
-    mset[#mset + 1] = 'r:' .. ARGV[wi + 2 * k] .. '|' .. anon
-    mset[#mset + 1] = ARGV[wi + 2 * k + 1]
+    mset[mn + 1], mset[mn + 2], mn = 'r:' .. ARGV[wi + 2 * k] .. '|' .. anon, ARGV[wi + 2 * k + 1], mn + 2
   end
-  if redis.call('HGET', l, anon) == 'r' and lp > 0 then
+  if call_('HGET', l, anon) == 'r' and lp > 0 then
     lp = lp - 1
-    mset[#mset + 1] = 'lp'
-    mset[#mset + 1] = lp
+    mset[mn + 1], mset[mn + 2], mn = 'lp', lp, mn + 2
   end
-  redis.call('HSET', l, anon, 'f')
+  call_('HSET', l, anon, 'f')
 end
 
 if dedupeAdded then
-  redis.call('PEXPIRE', d, window)
+  call_('PEXPIRE', d, window)
   -- forget what left the window: often enough to bound memory, rarely
   -- enough to stay cheap (the window check above uses the scores anyway)
   if now % 16 == 0 then forget() end
-  local n = redis.call('ZCARD', d)
+  local n = call_('ZCARD', d)
   if n > maxDedupe then
     forget()
-    n = redis.call('ZCARD', d)
+    n = call_('ZCARD', d)
     if n > maxDedupe then
       -- the oldest: scores of the earlier form from the lowest up, then
       -- the rest from the highest down
       local x = n - maxDedupe
-      local early = redis.call('ZCOUNT', d, '(0', '+inf')
-      local e = math.min(early, x)
-      if e > 0 then redis.call('ZREMRANGEBYRANK', d, n - early, n - early + e - 1) end
-      if x > e then redis.call('ZPOPMAX', d, x - e) end
+      local early = call_('ZCOUNT', d, '(0', '+inf')
+      local e = min(early, x)
+      if e > 0 then call_('ZREMRANGEBYRANK', d, n - early, n - early + e - 1) end
+      if x > e then call_('ZPOPMAX', d, x - e) end
       forgotten = x
     end
   end
@@ -534,7 +530,7 @@ if mode == 'u' and (nl > 0 or lp > 0) then
   if nl > 0 then
     local cur
     if nl <= SLICE then
-      cur = redis.call('HMGET', l, unpack(ARGV, li, li + nl - 1))
+      cur = call_('HMGET', l, unpack(ARGV, li, li + nl - 1))
     else
       local ids = {}
       for k = 1, nl do ids[k] = ARGV[li + k - 1] end
@@ -546,20 +542,20 @@ if mode == 'u' and (nl > 0 or lp > 0) then
       if listed then listed[a] = true end
       local st = cur[k]
       if not st then
-        count = count or redis.call('HLEN', l)
+        count = count or call_('HLEN', l)
         local ak = 5 * k          -- a's keys, when given (one node)
         if count >= maxLinks then
           st = 'l'
-        elseif KEYS[ak] and not redis.call('GET', KEYS[ak])
-            and redis.call('EXISTS', KEYS[ak + 1], KEYS[ak + 2], KEYS[ak + 3], KEYS[ak + 4]) == 0 then
+        elseif KEYS[ak] and not call_('GET', KEYS[ak])
+            and call_('EXISTS', KEYS[ak + 1], KEYS[ak + 2], KEYS[ak + 3], KEYS[ak + 4]) == 0 then
           -- every key on one node, and a has no history: claim and fold
           -- are one step, in this script
-          redis.call('SET', KEYS[ak], anon)
-          redis.call('HSET', l, a, 'f')
+          call_('SET', KEYS[ak], anon)
+          call_('HSET', l, a, 'f')
           count = count + 1
           st = 'n'
         else
-          redis.call('HSET', l, a, 'r')
+          call_('HSET', l, a, 'r')
           count = count + 1
           lp = lp + 1
           st = 'r'
@@ -571,7 +567,7 @@ if mode == 'u' and (nl > 0 or lp > 0) then
   end
   if lp0 > 0 then
     -- reservations a crash left pending: any event of the user completes them
-    local all = redis.call('HGETALL', l)
+    local all = call_('HGETALL', l)
     for k = 1, #all, 2 do
       if all[k + 1] == 'r' and not listed[all[k]] then
         out[#out + 1] = all[k]
@@ -580,33 +576,28 @@ if mode == 'u' and (nl > 0 or lp > 0) then
     end
   end
   if lp ~= lp0 then
-    mset[#mset + 1] = 'lp'
-    mset[#mset + 1] = lp
+    mset[mn + 1], mset[mn + 2], mn = 'lp', lp, mn + 2
   end
 end
 
 if exists or has then
   if created then
-    pset[#pset + 1] = 'created_at'
-    pset[#pset + 1] = nowText
+    pset[pn + 1], pset[pn + 2], pn = 'created_at', nowText, pn + 2
   end
   if created or launches ~= 0 then
-    pset[#pset + 1] = 'app_launches'
-    pset[#pset + 1] = tonumber(pv[4] or '0') + launches
+    pset[pn + 1], pset[pn + 2], pn = 'app_launches', tonumber(pv[4] or '0') + launches, pn + 2
   end
   if created or visits ~= 0 then
-    pset[#pset + 1] = 'web_visits'
-    pset[#pset + 1] = tonumber(pv[5] or '0') + visits
+    pset[pn + 1], pset[pn + 2], pn = 'web_visits', tonumber(pv[5] or '0') + visits, pn + 2
   end
   if launches ~= 0 or visits ~= 0 then changed = true end
   if changed then
-    pset[#pset + 1] = 'updated_at'
-    pset[#pset + 1] = nowText
+    pset[pn + 1], pset[pn + 2], pn = 'updated_at', nowText, pn + 2
   end
   -- straight from the list when it is short (call builds a table)
-  if #pset > SLICE then call('HSET', p, pset, 2) elseif #pset > 0 then redis.call('HSET', p, unpack(pset)) end
+  if pn > SLICE then call('HSET', p, pset, 2) elseif pn > 0 then call_('HSET', p, unpack(pset, 1, pn)) end
 end
-if #mset > SLICE then call('HSET', m, mset, 2) elseif #mset > 0 then redis.call('HSET', m, unpack(mset)) end
+if mn > SLICE then call('HSET', m, mset, 2) elseif mn > 0 then call_('HSET', m, unpack(mset, 1, mn)) end
 -- the common answer is one integer, created (1) or not (0): applied, every
 -- launch and visit sent counted (the caller knows how many it sent),
 -- nothing forgotten, evicted or linked
