@@ -31,10 +31,13 @@
 --       (channel "" when the update saw no launch or visit),
 --       ns x (lowest offset, highest offset) of its counts,
 --       the counts in one string, each "<channel><source> <offset>;"
---       (channel "a"|"w", source index 1-based; read only when a record
---       is redelivered or a messageId repeats),
---       nm x message_id ("" for none), np x (score, message_id) for the
---       counts that have one,
+--       (channel "a" launch, "w" visit, "d" a count whose messageId an
+--       earlier count of the list carries, which counts nothing; source
+--       index 1-based; read only when a record is redelivered or a
+--       messageId is known; launches and visits in sizes leave the "d"
+--       counts out),
+--       nm x message_id ("" for none and for "d"), np x (score,
+--       message_id) for the other counts that have one,
 --       nl x anonymous id to link (mode 'u'),
 --       nmk x meta field (nf x "t:<field>", then ns x watermark field),
 --       npk x profile field of each field ("latitude", "longitude" for
@@ -45,7 +48,8 @@
 -- The counts come sorted by (source, offset). The caller works out what it
 -- can: every field name the script reads or writes, each count's dedupe
 -- score (see applied), the launches and visits, and "fast"
--- (1 when the offsets rise within each source and no messageId repeats),
+-- (1 when the offsets rise within each source; a messageId that repeats
+-- within the list is marked "d", see the counts),
 -- so that the common case costs no Lua per count: every count above its
 -- log's watermark and no messageId known within the window.
 --
@@ -384,21 +388,53 @@ if nc > 0 then
   -- (known, or applied before the window) sends the update down the slow
   -- path, which reads its score; the ZADD changed nothing then. With more,
   -- a ZADD NX could not tell which it added, so their scores are read first.
+  -- known: the (score, messageId) pairs, by their place among the pairs,
+  -- whose messageId was applied within the window (nil: none)
+  local known
   if fast and np == 1 then
     fast = call_('ZADD', d, 'NX', ARGV[pi], ARGV[pi + 1]) == 1
   elseif fast and np > 0 then
     local scores = call_('ZMSCORE', d, unpack(ARGV, mid0, mid0 + nmid - 1))
     for k = 1, nmid do
       if scores[k] and applied(tonumber(scores[k])) > oldest then
-        fast = false
+        -- a known messageId among records that are all new (a
+        -- producer's copy of a record of an earlier batch): that record
+        -- counts nothing, the rest as usual. Which pair is whose: the
+        -- pairs follow the counts that have a messageId, in order.
+        known = {}
+        local j = 0
+        for c = 1, nmid do
+          if ARGV[mid0 + c - 1] ~= '' then
+            j = j + 1
+            if scores[c] and applied(tonumber(scores[c])) > oldest then known[j] = true end
+          end
+        end
         break
       end
     end
   end
   if fast then
-    -- the common case: every record is new, and so is every messageId
+    -- the common case: every record is new, and so is every messageId;
+    -- the counts that repeat an earlier count's messageId (channel "d")
+    -- count nothing
     launches, visits = launchesIn, visitsIn
-    if np > 1 then
+    dupMsg = nc - launchesIn - visitsIn
+    if known then
+      -- a known messageId's record counts nothing, and its score stays
+      -- (the window runs from the first application); a pair's score is
+      -- odd for a launch (see applied)
+      local add, n = {}, 0
+      for j = 1, np do
+        local sc = ARGV[pi + 2 * j - 2]
+        if known[j] then
+          dupMsg = dupMsg + 1
+          if byte(sc, -1) % 2 == 1 then launches = launches - 1 else visits = visits - 1 end
+        else
+          add[n + 1], add[n + 2], n = sc, ARGV[pi + 2 * j - 1], n + 2
+        end
+      end
+      remember(add)
+    elseif np > 1 then
       call_('ZADD', d, unpack(ARGV, pi, pi + 2 * np - 1))
     end
     if np > 0 then dedupeAdded = true end
@@ -417,8 +453,12 @@ if nc > 0 then
       else
         wm[src] = off
         moved[src] = offText
-        fresh[#fresh + 1] = k
-        if nmid > 0 and ARGV[mid0 + k] ~= '' then mids[#mids + 1] = ARGV[mid0 + k] end
+        if ch == 'd' then
+          dupMsg = dupMsg + 1
+        else
+          fresh[#fresh + 1] = k
+          if nmid > 0 and ARGV[mid0 + k] ~= '' then mids[#mids + 1] = ARGV[mid0 + k] end
+        end
       end
       k = k + 1
     end

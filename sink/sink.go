@@ -738,17 +738,22 @@ func (s *Sink) argv(buf *argBuf, keys []string, u *profile.Update, mode byte, an
 		args = append(args, lo, hi)
 	}
 	// the counts, all of them in one
-	args = append(args, a.str(packCounts(counts)))
+	args = append(args, a.str(packCounts(cs)))
 	if dedupe {
 		// each count's messageId, boxed once for the two places it goes
+		// (a repeat's is left out: the script reads only its offset)
 		z.set(7, len(counts))
 		m0 := len(args)
-		for _, c := range counts {
-			args = append(args, a.str(c.MessageID))
+		for i, c := range counts {
+			if cs.isRepeat(i) {
+				args = append(args, "")
+			} else {
+				args = append(args, a.str(c.MessageID))
+			}
 		}
 		z.set(8, withID)
 		for i, c := range counts {
-			if c.MessageID == "" {
+			if c.MessageID == "" || cs.isRepeat(i) {
 				continue
 			}
 			if c.Kind == profile.KindAppLaunch {
@@ -920,9 +925,19 @@ func fieldOrder(u *profile.Update) ([]string, int) {
 type countSummary struct {
 	counts           []profile.Count // by (source, offset)
 	first            []int           // index in counts of each source's first count
-	fast             bool            // offsets rise within each source, no messageId repeats
-	launches, visits int
-	withID           int // counts with a messageId (when dedupe is on)
+	fast             bool            // offsets rise within each source
+	launches, visits int             // the counts that are not repeats
+	withID           int             // those of them with a messageId (when dedupe is on)
+	// repeat marks the counts whose messageId an earlier count of the
+	// list carries (when dedupe is on; nil when none does): both are
+	// applied now, so the later one counts nothing whatever Redis knows.
+	// The script is told which they are, and only checks their offsets
+	// (a record delivered again is counted as that, not as a messageId
+	// duplicate). A profile's many records in one batch nearly always
+	// hold a producer's duplicate, and the script's path for a messageId
+	// repeat, which reads every count, had cost more than all the other
+	// calls (BENCHMARKS.md step 39).
+	repeat []bool
 }
 
 // last returns the index in counts of the j-th source's last count.
@@ -942,29 +957,26 @@ func summarize(counts []profile.Count, dedupe bool) countSummary {
 	}
 	cs := countSummary{counts: counts, fast: len(counts) <= applySlice}
 	var seen map[string]bool // the messageIds so far, for long lists
+	ids := 0                 // counts with a messageId so far, repeats included
 	for i, c := range counts {
 		if i == 0 || c.Source != counts[i-1].Source {
 			cs.first = append(cs.first, i)
 		} else if c.Offset <= counts[i-1].Offset {
 			cs.fast = false
 		}
-		if c.Kind == profile.KindAppLaunch {
-			cs.launches++
-		} else {
-			cs.visits++
-		}
 		if dedupe && c.MessageID != "" {
-			cs.withID++
-			if cs.withID > 1 && i < 16 {
+			ids++
+			repeat := false
+			if ids > 1 && i < 16 {
 				// a short list: compare with the earlier ones (a map
 				// costs more than a few string compares)
 				for _, o := range counts[:i] {
 					if o.MessageID == c.MessageID {
-						cs.fast = false
+						repeat = true
 						break
 					}
 				}
-			} else if cs.withID > 1 {
+			} else if ids > 1 {
 				if seen == nil {
 					seen = make(map[string]bool, len(counts))
 					for _, o := range counts[:i] {
@@ -973,15 +985,29 @@ func summarize(counts []profile.Count, dedupe bool) countSummary {
 						}
 					}
 				}
-				if seen[c.MessageID] {
-					cs.fast = false
-				}
+				repeat = seen[c.MessageID]
 				seen[c.MessageID] = true
 			}
+			if repeat {
+				if cs.repeat == nil {
+					cs.repeat = make([]bool, len(counts))
+				}
+				cs.repeat[i] = true
+				continue
+			}
+			cs.withID++
+		}
+		if c.Kind == profile.KindAppLaunch {
+			cs.launches++
+		} else {
+			cs.visits++
 		}
 	}
 	return cs
 }
+
+// isRepeat reports whether counts[i] repeats an earlier count's messageId.
+func (cs countSummary) isRepeat(i int) bool { return cs.repeat != nil && cs.repeat[i] }
 
 // applySlice is apply.lua's SLICE: the longest list it passes to one
 // Redis call.
@@ -999,14 +1025,17 @@ func traitRank(n string) int {
 // "a1 17;w1 18;". The script reads it only on its slow path (a record at
 // or below its log's watermark, or a messageId it knows), so the common
 // case passes one argument instead of two per count.
-func packCounts(counts []profile.Count) string {
+func packCounts(cs countSummary) string {
+	counts := cs.counts
 	b := make([]byte, 0, 16*len(counts))
 	si := 0
 	for i, c := range counts {
 		if i > 0 && c.Source != counts[i-1].Source {
 			si++
 		}
-		if c.Kind == profile.KindAppLaunch {
+		if cs.isRepeat(i) {
+			b = append(b, 'd') // a messageId repeat: counts nothing
+		} else if c.Kind == profile.KindAppLaunch {
 			b = append(b, 'a')
 		} else {
 			b = append(b, 'w')

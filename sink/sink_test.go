@@ -197,6 +197,59 @@ func TestMessageIDDedupeWindow(t *testing.T) {
 	}
 }
 
+// TestMessageIDRepeatsWithinABatch: a messageId that two counts of one
+// update carry counts once; delivered again, the repeat is a redelivery,
+// not a messageId duplicate, and a new record that repeats it after the
+// watermark is a messageId duplicate. Also when the batch's first copy was
+// delivered again and the second is new.
+func TestMessageIDRepeatsWithinABatch(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour}, nil)
+	b1 := []rec{
+		{ev(profile.KindAppLaunch, "u1", t0, "x"), "s:0", 1},
+		{ev(profile.KindWebVisit, "u1", t0+1, "y"), "s:0", 2},
+		{ev(profile.KindAppLaunch, "u1", t0+2, "x"), "s:0", 3}, // repeats x
+		{ev(profile.KindWebVisit, "u1", t0+3, "x"), "s:0", 4},  // and again, as a visit
+		{ev(profile.KindAppLaunch, "u1", t0+4, "z"), "s:0", 5},
+	}
+	if r := apply(t, s, b1...); r.Launches != 2 || r.Visits != 1 || r.DupMessageID != 2 || r.DupRedelivered != 0 {
+		t.Fatalf("first delivery: %+v", r)
+	}
+	if r := apply(t, s, b1...); r.Launches+r.Visits != 0 || r.DupMessageID != 0 || r.DupRedelivered != 5 {
+		t.Fatalf("delivered again: %+v", r)
+	}
+	// offsets 3 and 4 again, with a new record repeating x and a new one
+	r := apply(t, s, b1[2], b1[3],
+		rec{ev(profile.KindAppLaunch, "u1", t0+5, "x"), "s:0", 6},
+		rec{ev(profile.KindAppLaunch, "u1", t0+6, "w"), "s:0", 7})
+	if r.Launches != 1 || r.Visits != 0 || r.DupMessageID != 1 || r.DupRedelivered != 2 {
+		t.Fatalf("redelivered repeats beside new records: %+v", r)
+	}
+	// new records, one of a launch's and one of a visit's messageId known
+	// from the batches before
+	r = apply(t, s,
+		rec{ev(profile.KindAppLaunch, "u1", t0+7, "z"), "s:0", 8},
+		rec{ev(profile.KindAppLaunch, "u1", t0+8, "v"), "s:0", 9},
+		rec{ev(profile.KindWebVisit, "u1", t0+9, "y"), "s:0", 10},
+		rec{ev(profile.KindWebVisit, "u1", t0+10, "u"), "s:0", 11},
+		rec{ev(profile.KindWebVisit, "u1", t0+11, ""), "s:0", 12})
+	if r.Launches != 1 || r.Visits != 2 || r.DupMessageID != 2 || r.DupRedelivered != 0 {
+		t.Fatalf("new records with known messageIds: %+v", r)
+	}
+	h := hash(t, c, prefix, "u1")
+	if h["app_launches"] != "4" || h["web_visits"] != "3" || h["last_seen"] != profile.FormatTime(t0+11) {
+		t.Fatalf("u1 = %v", h)
+	}
+	// the new messageIds were remembered: again in a later batch, they
+	// count nothing
+	r = apply(t, s,
+		rec{ev(profile.KindAppLaunch, "u1", t0+12, "v"), "s:0", 13},
+		rec{ev(profile.KindWebVisit, "u1", t0+13, "u"), "s:0", 14})
+	if r.Launches+r.Visits != 0 || r.DupMessageID != 2 {
+		t.Fatalf("the messageIds of the batch before: %+v", r)
+	}
+}
+
 func TestDedupeWindowZeroTurnsMessageIDDedupeOff(t *testing.T) {
 	c, prefix, _ := redisForTest(t)
 	s := sink.New(c, sink.Config{KeyPrefix: prefix}, nil)
@@ -264,6 +317,29 @@ func TestScriptSurvivesScriptFlush(t *testing.T) {
 	}
 	if h := hash(t, c, prefix, "v1299"); h["web_visits"] != "1" {
 		t.Fatalf("v1299 = %v", h)
+	}
+}
+
+// TestChunksKeepTheirArguments applies a batch of several pipelines whose
+// arguments are built while the chunk before them runs (runAll): every
+// profile must hold its own values, not those of another chunk's call.
+func TestChunksKeepTheirArguments(t *testing.T) {
+	c, prefix, _ := redisForTest(t)
+	s := sink.New(c, sink.Config{KeyPrefix: prefix, DedupeWindow: time.Hour}, nil)
+	const n = 1700 // four chunks
+	var recs []rec
+	for i := range n {
+		recs = append(recs, rec{ev(profile.KindWebVisit, fmt.Sprint("c", i), t0+int64(i), fmt.Sprint("m", i),
+			"city", fmt.Sprint("city-", i), "trait.n", strconv.Itoa(i)), "s:0", int64(i)})
+	}
+	if r := apply(t, s, recs...); r.Visits != n || r.Created != n {
+		t.Fatalf("%d profiles: %+v", n, r)
+	}
+	for i := range n {
+		h := hash(t, c, prefix, fmt.Sprint("c", i))
+		if h["city"] != fmt.Sprint("city-", i) || h["trait.n"] != strconv.Itoa(i) || h["first_seen"] != profile.FormatTime(t0+int64(i)) {
+			t.Fatalf("c%d = %v", i, h)
+		}
 	}
 }
 
