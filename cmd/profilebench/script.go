@@ -117,7 +117,9 @@ func scriptCost(ctx context.Context, s settings, topic, stamp string) error {
 	var cmds []string
 	for fn := range c {
 		if strings.HasSuffix(fn, "Command") && !strings.Contains(strings.ToLower(fn), "generic") && fn != "evalShaCommand" &&
-			fn != "processCommand" && fn != "lookupCommand" && !strings.HasPrefix(fn, "lua") && float64(c[fn]) >= 0.002*total*calls {
+			fn != "processCommand" && fn != "lookupCommand" && !strings.HasPrefix(fn, "lua") &&
+			!strings.HasSuffix(cg.caller[fn], "Command") && // a command's helper (ZPOPMAX's zpopMinMaxCommand)
+			float64(c[fn]) >= 0.002*total*calls {
 			cmds = append(cmds, fn)
 		}
 	}
