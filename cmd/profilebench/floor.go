@@ -46,32 +46,37 @@ type floorResult struct {
 }
 
 // floorHSets turns each folded batch into the plain HSETs that store its
-// resulting profile fields: field name to value, and the first and last
-// seen times. An update that changes no profile (links alone) writes
-// nothing.
+// resulting profile fields (floorBatch).
 func floorHSets(prefix string, batches [][]*profile.Update) [][][]any {
 	out := make([][][]any, 0, len(batches))
 	for _, b := range batches {
-		var cmds [][]any
-		for _, u := range b {
-			if u.Empty() {
-				continue
-			}
-			args := make([]any, 0, 2+2*len(u.Fields)+4)
-			args = append(args, "hset", sink.Key(prefix, u.ProfileID))
-			for name, f := range u.Fields {
-				args = append(args, name, f.Value)
-			}
-			if !u.First.IsZero() {
-				args = append(args, "first_seen", strconv.FormatInt(u.First.Time, 10), "last_seen", strconv.FormatInt(u.Last.Time, 10))
-			}
-			if len(args) > 2 {
-				cmds = append(cmds, args)
-			}
-		}
-		out = append(out, cmds)
+		out = append(out, floorBatch(prefix, b))
 	}
 	return out
+}
+
+// floorBatch is the plain HSETs that store a folded batch's resulting
+// profile fields: field name to value, and the first and last seen times.
+// An update that changes no profile (links alone) writes nothing.
+func floorBatch(prefix string, b []*profile.Update) [][]any {
+	var cmds [][]any
+	for _, u := range b {
+		if u.Empty() {
+			continue
+		}
+		args := make([]any, 0, 2+2*len(u.Fields)+4)
+		args = append(args, "hset", sink.Key(prefix, u.ProfileID))
+		for name, f := range u.Fields {
+			args = append(args, name, f.Value)
+		}
+		if !u.First.IsZero() {
+			args = append(args, "first_seen", strconv.FormatInt(u.First.Time, 10), "last_seen", strconv.FormatInt(u.Last.Time, 10))
+		}
+		if len(args) > 2 {
+			cmds = append(cmds, args)
+		}
+	}
+	return cmds
 }
 
 // redisFloor is what any store of these profiles must at least do: the

@@ -18,7 +18,9 @@ import (
 
 // rawConsume is one bound: kafka-go reading the topic in a fresh group,
 // decoding nothing, committing once per batch.
-func rawConsume(ctx context.Context, s settings, topic, group string) (float64, error) {
+func rawConsume(ctx context.Context, s settings, topic, group string) (ceilingResult, error) {
+	kafkaPid, _ := servicePids(ctx, s)
+	b0, k0 := cpuSeconds(os.Getpid()), cpuSeconds(kafkaPid)
 	start := time.Now()
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.brokers, GroupID: group, Topic: topic,
 		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: s.batchSize, StartOffset: kafka.FirstOffset})
@@ -28,7 +30,7 @@ func rawConsume(ctx context.Context, s settings, topic, group string) (float64, 
 	for n < s.events {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			return 0, err
+			return ceilingResult{}, err
 		}
 		n++
 		last[m.Partition] = m
@@ -38,11 +40,13 @@ func rawConsume(ctx context.Context, s settings, topic, group string) (float64, 
 				msgs = append(msgs, lm)
 			}
 			if err := r.CommitMessages(ctx, msgs...); err != nil {
-				return 0, err
+				return ceilingResult{}, err
 			}
 		}
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	d := time.Since(start)
+	return ceilingResult{rate: float64(n) / d.Seconds(), split: map[string]float64{
+		"wall": d.Seconds(), "bench": cpuSeconds(os.Getpid()) - b0, "kafka": cpuSeconds(kafkaPid) - k0}}, nil
 }
 
 // readTopic reads every record of topic with its partition and offset.
@@ -114,21 +118,7 @@ func sinkOnly(ctx context.Context, s settings, rdb *redis.Client, topic, prefix 
 	batches := make([][]*profile.Update, 0, len(groups))
 	scripts := 0
 	for _, g := range groups {
-		ups := map[string]*profile.Update{}
-		var order []*profile.Update
-		for _, m := range g {
-			ev, err := dec.Decode(m.Value, m.Time, now)
-			if err != nil || ev.Kind == profile.KindIgnored {
-				continue
-			}
-			u, ok := ups[ev.ProfileID]
-			if !ok {
-				u = profile.NewUpdate(ev.ProfileID)
-				ups[ev.ProfileID] = u
-				order = append(order, u)
-			}
-			u.Add(ev, "bench:"+strconv.Itoa(m.Partition), m.Offset)
-		}
+		order := fold(dec, g, now)
 		batches = append(batches, order)
 		scripts += len(order)
 	}

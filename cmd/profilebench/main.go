@@ -141,6 +141,14 @@ func run(ctx context.Context) error {
 	if os.Getenv("BENCH_ONLY") == "script" {
 		return scriptCost(ctx, s, topic, stamp) // script.go
 	}
+	if os.Getenv("BENCH_ONLY") == "ceiling" {
+		// raw consume and the ceilings alone, after one untimed read
+		// that compiles the fresh broker's fetch path
+		if _, err := rawConsume(ctx, s, topic, "bench-warm-"+stamp); err != nil {
+			return err
+		}
+		return consumeBounds(ctx, s, rdb, topic, stamp, r)
+	}
 
 	// The broker was just started: its JIT compiles the fetch path during
 	// the first reads (a fresh broker used 93% of a core for half a minute
@@ -182,10 +190,9 @@ func run(ctx context.Context) error {
 
 	// 2. raw consume
 	logf("raw consume: kafka-go, no decoding, commit per batch")
-	if r.RawConsume, err = rawConsume(ctx, s, topic, "bench-raw-"+stamp); err != nil {
-		return fmt.Errorf("raw consume: %w", err)
+	if err := consumeBounds(ctx, s, rdb, topic, stamp, r); err != nil {
+		return err
 	}
-	logf("raw consume: %.0f events/s", r.RawConsume)
 
 	// 3. sink only, from an empty Redis as the pipeline started: the
 	// pipeline's keys go first (only the benchmark's own, by prefix)
@@ -244,6 +251,40 @@ func run(ctx context.Context) error {
 	info, _ := rdb.InfoMap(ctx, "server").Result()
 	r.redisVersion = info["Server"]["redis_version"]
 	return r.write(s)
+}
+
+// consumeBounds measures raw consume and the two ceilings above it
+// (ceiling.go) into r.
+func consumeBounds(ctx context.Context, s settings, rdb *redis.Client, topic, stamp string, r *results) error {
+	var err error
+	if r.raw, err = rawConsume(ctx, s, topic, "bench-raw-"+stamp); err != nil {
+		return fmt.Errorf("raw consume: %w", err)
+	}
+	r.RawConsume = r.raw.rate
+	logf("raw consume: %.0f events/s (CPU-s per million: profilebench %.1f, broker %.1f)",
+		r.RawConsume, r.raw.perMillion("bench", s.events), r.raw.perMillion("kafka", s.events))
+
+	// the ceilings (ceiling.go): raw consume plus decoding and folding,
+	// then plus the floor's writes
+	if r.decodeCeil, err = consumeCeiling(ctx, s, nil, topic, "bench-decode-"+stamp, "", false); err != nil {
+		return fmt.Errorf("decode ceiling: %w", err)
+	}
+	r.DecodeCeiling = r.decodeCeil.rate
+	logf("decode ceiling: %.0f events/s (CPU-s per million: profilebench %.1f, broker %.1f)",
+		r.DecodeCeiling, r.decodeCeil.perMillion("bench", s.events), r.decodeCeil.perMillion("kafka", s.events))
+	if r.storeCeil, err = consumeCeiling(ctx, s, rdb, topic, "bench-store-"+stamp, "store-"+stamp+":", false); err != nil {
+		return fmt.Errorf("store ceiling: %w", err)
+	}
+	r.StoreCeiling = r.storeCeil.rate
+	logf("store ceiling: %.0f events/s, %d HSETs (CPU-s per million: profilebench %.1f, broker %.1f, Redis %.1f)",
+		r.StoreCeiling, r.storeCeil.hsets, r.storeCeil.perMillion("bench", s.events), r.storeCeil.perMillion("kafka", s.events), r.storeCeil.perMillion("redis", s.events))
+	if r.dedupeCeil, err = consumeCeiling(ctx, s, rdb, topic, "bench-dedupe-"+stamp, "dedupe-"+stamp+":", true); err != nil {
+		return fmt.Errorf("dedupe ceiling: %w", err)
+	}
+	r.DedupeCeiling = r.dedupeCeil.rate
+	logf("dedupe ceiling: %.0f events/s, %d HSETs and ZADDs (CPU-s per million: profilebench %.1f, broker %.1f, Redis %.1f)",
+		r.DedupeCeiling, r.dedupeCeil.hsets, r.dedupeCeil.perMillion("bench", s.events), r.dedupeCeil.perMillion("kafka", s.events), r.dedupeCeil.perMillion("redis", s.events))
+	return nil
 }
 
 func logf(format string, args ...any) {

@@ -30,7 +30,9 @@ func TestSummaryKeys(t *testing.T) {
 		"sink_only_events_per_sec", "naive_events_per_sec", "ratio_vs_raw", "ratio_vs_floor", "ratio_vs_naive",
 		"ratio_vs_limit", "p50_latency_ms", "p99_latency_ms", "peak_rss_mib", "cpu_s_per_million_profiled",
 		"cpu_s_per_million_redis", "cpu_s_per_million_broker", "cpu_s_per_million_total",
-		"evalsha_usec_per_call", "floor_hset_usec_per_call", "by_users"} {
+		"evalsha_usec_per_call", "floor_hset_usec_per_call", "by_users", "decode_ceiling_events_per_sec",
+		"store_ceiling_events_per_sec", "dedupe_ceiling_events_per_sec", "decode_ceiling_vs_raw", "store_ceiling_vs_raw",
+		"dedupe_ceiling_vs_raw"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("summary lacks %q", k)
 		}
@@ -38,10 +40,12 @@ func TestSummaryKeys(t *testing.T) {
 }
 
 func TestRatios(t *testing.T) {
-	r := results{Pipeline: 30, RawConsume: 150, SinkOnly: 40, RedisFloor: 400, Naive: 0.3}
+	r := results{Pipeline: 30, RawConsume: 150, SinkOnly: 40, RedisFloor: 400, Naive: 0.3,
+		DecodeCeiling: 75, StoreCeiling: 60, DedupeCeiling: 45}
 	r.ratios()
 	for name, c := range map[string][2]float64{"raw": {r.RatioVsRaw, 0.2}, "floor": {r.RatioVsFloor, 0.1},
-		"limit": {r.RatioVsLimit, 0.75}, "naive": {r.RatioVsNaive, 100}} {
+		"limit": {r.RatioVsLimit, 0.75}, "naive": {r.RatioVsNaive, 100}, "decode ceiling": {r.DecodeCeilingVsRaw, 0.5},
+		"store ceiling": {r.StoreCeilingVsRaw, 0.4}, "dedupe ceiling": {r.DedupeCeilingVsRaw, 0.3}} {
 		if math.Abs(c[0]-c[1]) > 1e-9 {
 			t.Errorf("ratio_vs_%s %v, want %v", name, c[0], c[1])
 		}
