@@ -56,18 +56,17 @@ func fold(dec *profile.Decoder, msgs []kafka.Message, now time.Time) []*profile.
 // consumeCeiling is raw consume (a fresh group, a commit per batch of
 // s.batchSize records) plus the least profiled must do with every record:
 // decode it with profiled's decoder and fold each batch into one update per
-// profile. With rdb set, each folded batch's resulting fields also go to
-// Redis as the floor's plain pipelined HSETs (prefix, removed afterwards)
-// on a goroutine of its own, as profiled's writer overlaps its reading,
-// and each batch is committed after its write. Batches are decoded and
-// folded on one goroutine per core, so that decoding is not held to one
-// core as profiled's is. Nothing more: no dedupe, no
-// bookkeeping, no links, no dead letters, no metrics. No implementation of
-// the contract on this reader, decoder and Redis can be faster, so the
-// ratio of each to raw consume bounds ratio_vs_raw. GOGC is 200 meanwhile,
-// as profiled sets it. With dedupe, the pipeline also adds each profile's
-// messageIds to a sorted set of its own (dedupeBatch), the least the
-// contract's dedupe needs: it reads nothing back.
+// profile, on one goroutine per core (profiled decodes on one). With rdb
+// set, each folded batch's resulting fields also go to Redis as the
+// floor's plain pipelined HSETs (prefix, removed afterwards), on a
+// goroutine of its own as profiled's writer overlaps its reading, and each
+// batch is committed after its write; with dedupe as well, one ZADD per
+// profile of its messageIds (dedupeBatch), the least the contract's
+// dedupe needs, reading nothing back. Nothing more: no merge with what
+// Redis holds, no links, no watermarks, no dead letters, no metrics. No
+// implementation of the contract on this reader, decoder and Redis can be
+// faster than the dedupe ceiling, so its ratio to raw consume bounds
+// ratio_vs_raw. GOGC is 200 meanwhile, as profiled sets it.
 func consumeCeiling(ctx context.Context, s settings, rdb *redis.Client, topic, group, prefix string, dedupe bool) (ceilingResult, error) {
 	workers := runtime.GOMAXPROCS(0)
 	decs := make([]*profile.Decoder, workers)
