@@ -21,9 +21,9 @@ import (
 
 // ceilingResult is what one ceiling run measured.
 type ceilingResult struct {
-	rate  float64
-	split map[string]float64 // CPU seconds: bench, kafka, redis; and wall
-	hsets int
+	rate    float64
+	split   map[string]float64 // CPU seconds: bench, kafka, redis; and wall
+	written int                // commands written: HSETs, and with dedupe ZADDs
 }
 
 // perMillion is a process's CPU seconds per million records.
@@ -100,7 +100,7 @@ func consumeCeiling(ctx context.Context, s settings, rdb *redis.Client, topic, g
 		}()
 	}
 	werr := make(chan error, 1)
-	hsets := 0
+	written := 0
 	go func() {
 		var err error
 		for b := range writes {
@@ -118,7 +118,7 @@ func consumeCeiling(ctx context.Context, s settings, rdb *redis.Client, topic, g
 					for _, c := range cmds {
 						p.Do(ctx, c...)
 					}
-					hsets += len(cmds)
+					written += len(cmds)
 					_, err = p.Exec(ctx)
 				}
 			}
@@ -164,7 +164,7 @@ func consumeCeiling(ctx context.Context, s settings, rdb *redis.Client, topic, g
 		return ceilingResult{}, err
 	}
 	d := time.Since(start)
-	c := ceilingResult{rate: float64(n) / d.Seconds(), hsets: hsets, split: map[string]float64{
+	c := ceilingResult{rate: float64(n) / d.Seconds(), written: written, split: map[string]float64{
 		"wall": d.Seconds(), "bench": cpuSeconds(os.Getpid()) - b0,
 		"kafka": cpuSeconds(kafkaPid) - k0, "redis": cpuSeconds(redisPid) - r0}}
 	if rdb != nil {

@@ -86,17 +86,17 @@ func TestConsumeCeiling(t *testing.T) {
 		}
 		switch tc.name {
 		case "decode":
-			if c.hsets != 0 {
-				t.Errorf("decode wrote %d commands", c.hsets)
+			if c.written != 0 {
+				t.Errorf("decode wrote %d commands", c.written)
 			}
 		case "store":
-			store = c.hsets
-			if c.hsets < profiles {
-				t.Errorf("store wrote %d HSETs, want at least one per profile (%d)", c.hsets, profiles)
+			store = c.written
+			if c.written < profiles {
+				t.Errorf("store wrote %d HSETs, want at least one per profile (%d)", c.written, profiles)
 			}
 		case "dedupe":
-			if c.hsets < store+withIDs {
-				t.Errorf("dedupe wrote %d commands, want the %d HSETs and at least %d ZADDs", c.hsets, store, withIDs)
+			if c.written < store+withIDs {
+				t.Errorf("dedupe wrote %d commands, want the %d HSETs and at least %d ZADDs", c.written, store, withIDs)
 			}
 		}
 		if keys := mr.Keys(); len(keys) != 0 {

@@ -277,13 +277,13 @@ func consumeBounds(ctx context.Context, s settings, rdb *redis.Client, topic, st
 	}
 	r.StoreCeiling = r.storeCeil.rate
 	logf("store ceiling: %.0f events/s, %d HSETs (CPU-s per million: profilebench %.1f, broker %.1f, Redis %.1f)",
-		r.StoreCeiling, r.storeCeil.hsets, r.storeCeil.perMillion("bench", s.events), r.storeCeil.perMillion("kafka", s.events), r.storeCeil.perMillion("redis", s.events))
+		r.StoreCeiling, r.storeCeil.written, r.storeCeil.perMillion("bench", s.events), r.storeCeil.perMillion("kafka", s.events), r.storeCeil.perMillion("redis", s.events))
 	if r.dedupeCeil, err = consumeCeiling(ctx, s, rdb, topic, "bench-dedupe-"+stamp, "dedupe-"+stamp+":", true); err != nil {
 		return fmt.Errorf("dedupe ceiling: %w", err)
 	}
 	r.DedupeCeiling = r.dedupeCeil.rate
 	logf("dedupe ceiling: %.0f events/s, %d HSETs and ZADDs (CPU-s per million: profilebench %.1f, broker %.1f, Redis %.1f)",
-		r.DedupeCeiling, r.dedupeCeil.hsets, r.dedupeCeil.perMillion("bench", s.events), r.dedupeCeil.perMillion("kafka", s.events), r.dedupeCeil.perMillion("redis", s.events))
+		r.DedupeCeiling, r.dedupeCeil.written, r.dedupeCeil.perMillion("bench", s.events), r.dedupeCeil.perMillion("kafka", s.events), r.dedupeCeil.perMillion("redis", s.events))
 	return nil
 }
 
